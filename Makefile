@@ -1,0 +1,101 @@
+# hcpipe: a plain Makefile.
+#
+#   make                      build build/hcpipe
+#   make deps                 install the Debian packages the build and the tests need
+#   make test                 unit + integration tests (tests/run-all.sh prints "N passed, N failed")
+#   make SANITIZER=address,undefined test   the same under ASan+UBSan (objects in build/<sanitizer>/)
+#   make run                  build and serve the sample data on 127.0.0.1:8080
+#   make bench                the benchmark (not part of the tests)
+#   make lint                 clang-format check and banned-call grep
+#
+# Every .c under server/, routes/ and aws/ is part of the binary; every tests/unit/test_*.c is
+# its own cmocka program linked against all of those objects but server/main.o.
+
+VERSION   := 0.1.0
+CC        ?= cc
+SANITIZER ?=
+PKGS      := libmicrohttpd jansson libcurl sqlite3 openssl uuid expat
+
+ifeq ($(SANITIZER),)
+BUILD     := build
+SANFLAGS  :=
+else
+BUILD     := build/$(subst $(comma),-,$(SANITIZER))
+SANFLAGS  := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+comma := ,
+
+WARNINGS  := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
+             -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef -fno-common \
+             -fstack-protector-strong
+OPT       ?= -O2 -g
+CPPFLAGS  += -D_GNU_SOURCE -DHCPIPE_VERSION='"$(VERSION)"' -I. -I$(BUILD)/gen
+CFLAGS    += -std=c11 $(OPT) $(WARNINGS) $(SANFLAGS) $(shell pkg-config --cflags $(PKGS))
+LDLIBS    += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LDFLAGS   += $(SANFLAGS)
+
+SRCS      := $(wildcard server/*.c routes/*.c aws/*.c)
+OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
+LIBOBJS   := $(filter-out $(BUILD)/server/main.o,$(OBJS))
+EMBEDDED  := $(sort $(wildcard sql/local/*.sql sql/athena/*.sql) $(wildcard server/web/*)) \
+             $(BUILD)/gen/openapi.json
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit integration run bench lint fuzz clean
+all: $(BUILD)/hcpipe
+ifneq ($(SANITIZER),)
+	@mkdir -p build && ln -sf $(notdir $(BUILD))/hcpipe build/hcpipe-$(subst $(comma),-,$(SANITIZER))
+endif
+
+$(BUILD)/hcpipe: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Files served or executed from inside the binary (SQL texts, the OpenAPI document, the
+# dashboard) are compiled in, so build/hcpipe is self-contained.
+$(BUILD)/gen/openapi.json: openapi/openapi.yaml
+	@mkdir -p $(dir $@)
+	python3 -c 'import sys,json,yaml; json.dump(yaml.safe_load(open(sys.argv[1])), open(sys.argv[2],"w"), indent=1)' $< $@
+
+$(BUILD)/gen/embedded.c: tests/embed.sh $(EMBEDDED)
+	@mkdir -p $(dir $@)
+	sh tests/embed.sh $(EMBEDDED) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIBOBJS) \
+		$(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+test: $(BUILD)/hcpipe $(UNIT_BINS)
+	HCPIPE_BIN=$(abspath $(BUILD)/hcpipe) HCPIPE_BUILD=$(abspath $(BUILD)) \
+		SANITIZER=$(SANITIZER) sh tests/run-all.sh
+
+deps:
+	sh tests/deps.sh
+
+run: $(BUILD)/hcpipe
+	mkdir -p var/buckets/sample
+	cp tests/data/sample_data.ndjson var/buckets/sample/facilities.ndjson
+	$(BUILD)/hcpipe serve --listen 127.0.0.1:8080 --data-dir var --seed s3://sample/facilities.ndjson \
+		--insecure-dev-events
+
+bench: $(BUILD)/hcpipe
+	sh tests/bench/run.sh $(abspath $(BUILD)/hcpipe)
+
+lint:
+	clang-format --dry-run --Werror $(SRCS) $(wildcard server/*.h routes/*.h aws/*.h)
+	! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gmtime|localtime)\s*\(' $(SRCS)
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d)

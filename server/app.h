@@ -1,0 +1,21 @@
+/*
+ * app: the running service's shared parts, handed to every route handler (borrowed).
+ */
+#ifndef HCPIPE_APP_H
+#define HCPIPE_APP_H
+
+#include "server/config.h"
+#include "server/engine.h"
+#include "server/jobstore.h"
+#include "server/worker.h"
+
+struct app {
+    const struct config *cfg;
+    struct jobstore *jobs;
+    struct engine *engine;
+    struct worker *worker;
+    const char *results_dir;   /* <data_dir>/results */
+    int64_t started_ms;        /* wall clock at start */
+};
+
+#endif

@@ -1,0 +1,12 @@
+/* server/cmd_run.c: placeholder until its module lands. */
+#include <stdio.h>
+
+#include "server/commands.h"
+
+int run_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fputs("hcpipe: not implemented yet\n", stderr);
+    return 1;
+}
