@@ -179,7 +179,9 @@ static void fill_err(struct s3_error *err, const struct aws_response *resp)
 
     if (!err)
         return;
-    if (resp->error_code && *resp->error_code) {
+    /* http.c names a bodiless error (HEAD) by its status ("404"); we use words. */
+    if (resp->error_code && *resp->error_code &&
+        strspn(resp->error_code, "0123456789") != strlen(resp->error_code)) {
         set_err(err, resp->status, resp->error_code, "%s",
                 resp->error_message ? resp->error_message : "");
         return;
