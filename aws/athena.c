@@ -177,8 +177,10 @@ char *athena_start_body(const struct athena_start_params *p, char *err, size_t e
         bad |= set_opt_str(root, "WorkGroup", p->workgroup);
     if (bad)
         goto nomem;
-    /* json_string() refuses invalid UTF-8, which surfaces as bad above. */
-    out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* json_string() refuses invalid UTF-8, which surfaces as bad above. jansson's default
+     * separators (", " and ": "), this member order and ASCII escapes give the very bytes
+     * botocore sends (json.dumps), so a body can be compared with a CLI capture. */
+    out = json_dumps(root, JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     if (!out)
         goto nomem;
     json_decref(root);

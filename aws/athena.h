@@ -126,7 +126,8 @@ void athena_result_page_clear(struct athena_result_page *p);
 
 /* ---- pure request builders and response parsers -------------------------------------------- */
 
-/* Builds the StartQueryExecution JSON body (compact, members omitted when unset). The token must
+/* Builds the StartQueryExecution JSON body (members omitted when unset; the same bytes botocore
+ * would send for the same members: its member order and separators, \uXXXX escapes). The token must
  * be given here (32..128 chars). Returns a new string (caller frees) or NULL with a reason in
  * err. */
 char *athena_start_body(const struct athena_start_params *p, char *err, size_t errlen);
