@@ -53,7 +53,8 @@ $(BUILD)/hcpipe: $(OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Files served or executed from inside the binary (SQL texts, the OpenAPI document, the
 # dashboard) are compiled in, so build/hcpipe is self-contained.
