@@ -277,7 +277,7 @@ static void fake_stop(struct fake_server *s)
     free(s);
 }
 
-static int fake_n_reqs(struct fake_server *s)
+static inline int fake_n_reqs(struct fake_server *s)
 {
     int n;
 
@@ -287,7 +287,7 @@ static int fake_n_reqs(struct fake_server *s)
     return n;
 }
 
-static int fake_n_conns(struct fake_server *s)
+static inline int fake_n_conns(struct fake_server *s)
 {
     int n;
 
@@ -298,8 +298,8 @@ static int fake_n_conns(struct fake_server *s)
 }
 
 /* The value of header `name` in recorded request i, copied into out ("" when absent). */
-static const char *fake_req_header(struct fake_server *s, int i, const char *name, char *out,
-                                   size_t outlen)
+static inline const char *fake_req_header(struct fake_server *s, int i, const char *name, char *out,
+                                          size_t outlen)
 {
     const char *p = s->reqs[i].head;
     size_t nlen = strlen(name);
@@ -325,7 +325,7 @@ static const char *fake_req_header(struct fake_server *s, int i, const char *nam
 }
 
 /* A port on 127.0.0.1 where nothing listens (bound, then closed). */
-static int fake_closed_port(void)
+static inline int fake_closed_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
