@@ -289,6 +289,7 @@ static int cred_env(struct aws_credentials *out, char *err, size_t errlen)
 
 struct ini_found {
     char *akid, *secret, *token;
+    char *region; /* config file only */
 };
 
 static void ini_found_clear(struct ini_found *f)
@@ -296,6 +297,7 @@ static void ini_found_clear(struct ini_found *f)
     cred_free_secret(f->akid);
     cred_free_secret(f->secret);
     cred_free_secret(f->token);
+    free(f->region);
     memset(f, 0, sizeof(*f));
 }
 
@@ -373,6 +375,8 @@ static int ini_read(const char *path, const char *profile, int config_file, stru
         else if (strcasecmp(key, "aws_session_token") == 0 ||
                  (strcasecmp(key, "aws_security_token") == 0 && !f->token))
             slot = &f->token;
+        else if (config_file && strcasecmp(key, "region") == 0)
+            slot = &f->region;
         if (slot && *val) {
             cred_free_secret(*slot);
             *slot = strdup(val);
@@ -401,17 +405,43 @@ static int cred_file_path(const char *var, const char *name, char *out, size_t o
     return snprintf(out, outlen, "%s/.aws/%s", home, name) < (int)outlen ? 0 : -1;
 }
 
-static int cred_shared(struct aws_credentials *out, char *err, size_t errlen)
+static const char *cred_profile(void)
 {
     const char *profile = getenv("AWS_PROFILE");
-    char path[4096];
-    struct ini_found f = {0};
-    int rc = 0;
 
     if (!profile || !*profile)
         profile = getenv("AWS_DEFAULT_PROFILE");
     if (!profile || !*profile)
         profile = "default";
+    return profile;
+}
+
+int aws_profile_region(char *out, size_t outlen)
+{
+    char path[4096];
+    struct ini_found f = {0};
+    int rc = -1;
+
+    if (outlen > 0)
+        out[0] = '\0';
+    if (cred_file_path("AWS_CONFIG_FILE", "config", path, sizeof(path)) != 0)
+        return -1;
+    if (ini_read(path, cred_profile(), 1, &f) > 0 && f.region &&
+        snprintf(out, outlen, "%s", f.region) < (int)outlen)
+        rc = 0;
+    else if (outlen > 0)
+        out[0] = '\0';
+    ini_found_clear(&f);
+    return rc;
+}
+
+static int cred_shared(struct aws_credentials *out, char *err, size_t errlen)
+{
+    const char *profile = cred_profile();
+    char path[4096];
+    struct ini_found f = {0};
+    int rc = 0;
+
     for (int config = 0; config <= 1 && rc == 0; config++) {
         if (cred_file_path(config ? "AWS_CONFIG_FILE" : "AWS_SHARED_CREDENTIALS_FILE",
                            config ? "config" : "credentials", path, sizeof(path)) != 0)

@@ -246,6 +246,7 @@ struct aws_client *aws_client_new(const struct aws_client_config *cfg)
 {
     struct aws_client *c;
     const char *region;
+    char profile_region[64];
 
     pthread_once(&http_once, http_global_init);
     if (http_global_rc != 0)
@@ -269,6 +270,8 @@ struct aws_client *aws_client_new(const struct aws_client_config *cfg)
         region = getenv("AWS_REGION");
     if (!region || !*region)
         region = getenv("AWS_DEFAULT_REGION");
+    if ((!region || !*region) && aws_profile_region(profile_region, sizeof(profile_region)) == 0)
+        region = profile_region;
     if (!region || !*region)
         region = "us-east-1";
     c->region = strdup(region);
@@ -969,6 +972,7 @@ out:
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(hl); /* holds the Authorization header: not secret once sent */
     }
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf dies with this frame */
     if (signed_ok) {
         if (sig.authorization)
             OPENSSL_cleanse(sig.authorization, strlen(sig.authorization));

@@ -22,7 +22,8 @@
 #include "aws/credentials.h"
 
 struct aws_client_config {
-    const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 */
+    const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, the profile's config-file
+                                region (aws_profile_region()), else us-east-1 */
     long connect_timeout_ms; /* 0 = default 3000 */
     long total_timeout_ms;   /* per attempt, 0 = default 30000 */
     int max_attempts;        /* 0 = default 3 */

@@ -190,6 +190,19 @@ static void credentials_shared_files_profiles(void **state)
     aws_credentials_clear(&c);
     aws_credentials_provider_free(f->p);
 
+    /* The profile's region comes from the config file. */
+    {
+        char region[32];
+
+        assert_int_equal(aws_profile_region(region, sizeof(region)), -1); /* "both": none */
+        setenv("AWS_PROFILE", "cfgonly", 1);
+        assert_int_equal(aws_profile_region(region, sizeof(region)), 0);
+        assert_string_equal(region, "us-west-2");
+        unsetenv("AWS_PROFILE");
+        assert_int_equal(aws_profile_region(region, sizeof(region)), 0);
+        assert_string_equal(region, "eu-west-1");
+    }
+
     /* In the config file a profile needs the "profile " prefix. */
     setenv("AWS_PROFILE", "plain", 1);
     f->p = aws_credentials_provider_new();

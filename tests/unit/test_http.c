@@ -297,6 +297,46 @@ static void http_reuses_connection(void **state)
     assert_int_equal(fake_n_conns(f->fake), 1);
 }
 
+struct worker {
+    struct fixture *f;
+    int ok;
+};
+
+static void *worker_thread(void *arg)
+{
+    struct worker *w = arg;
+
+    for (int i = 0; i < 5; i++) {
+        struct aws_response resp;
+
+        if (athena_call(w->f, &resp) == 0 && resp.body.data && strcmp(resp.body.data, "{}") == 0)
+            w->ok++;
+        aws_response_free(&resp);
+    }
+    return NULL;
+}
+
+static void http_concurrent_requests(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_resp r[] = {{.status = 200, .body = "{}"}};
+    pthread_t t[4];
+    struct worker w[4];
+
+    start(f, r, 1, 3);
+    for (int i = 0; i < 4; i++) {
+        w[i].f = f;
+        w[i].ok = 0;
+        pthread_create(&t[i], NULL, worker_thread, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].ok, 5);
+    }
+    assert_int_equal(fake_n_reqs(f->fake), 20);
+    assert_true(fake_n_conns(f->fake) <= 4);
+}
+
 static void http_timeout_honoured(void **state)
 {
     struct fixture *f = *state;
@@ -569,6 +609,7 @@ static void http_endpoints_follow_the_sdks(void **state)
     char *u;
 
     setenv("AWS_REGION", "eu-west-1", 1);
+    setenv("AWS_DEFAULT_REGION", "ap-south-1", 1);
     start(f, NULL, 0, 3);
     aws_client_free(f->client);
     {
@@ -577,6 +618,22 @@ static void http_endpoints_follow_the_sdks(void **state)
         f->client = aws_client_new(&cfg);
     }
     assert_string_equal(aws_client_region(f->client), "eu-west-1");
+    aws_client_free(f->client);
+    unsetenv("AWS_REGION");
+    {
+        struct aws_client_config cfg = {.credentials = f->creds};
+
+        f->client = aws_client_new(&cfg);
+    }
+    assert_string_equal(aws_client_region(f->client), "ap-south-1");
+    aws_client_free(f->client);
+    setenv("AWS_REGION", "eu-west-1", 1);
+    unsetenv("AWS_DEFAULT_REGION");
+    {
+        struct aws_client_config cfg = {.credentials = f->creds};
+
+        f->client = aws_client_new(&cfg);
+    }
     assert_string_equal(aws_client_endpoint(f->client, "athena", &ps),
                         "https://athena.eu-west-1.amazonaws.com");
     assert_int_equal(ps, 0);
@@ -667,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(http_network_error_retried_then_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(http_network_error_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(http_reuses_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(http_concurrent_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(http_timeout_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(http_signs_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(http_s3_content_sha256_and_query, setup, teardown),
