@@ -674,7 +674,13 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
         rc = 0;
         goto out;
     }
-    snprintf(base, sizeof(base), "%s", base_env && *base_env ? base_env : "http://169.254.169.254");
+    if (!base_env || !*base_env) {
+        const char *mode = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+
+        base_env = mode && strcasecmp(mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
+                                                         : "http://169.254.169.254";
+    }
+    snprintf(base, sizeof(base), "%s", base_env);
     n = strlen(base);
     while (n > 0 && base[n - 1] == '/')
         base[--n] = '\0';

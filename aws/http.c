@@ -321,9 +321,14 @@ static char *http_endpoint_build(const char *service, const char *region, int *p
         else
             var[i] = (char)toupper((unsigned char)var[i]);
     }
-    v = getenv(var);
-    if (!v || !*v)
-        v = getenv("AWS_ENDPOINT_URL");
+    v = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    if (v && strcasecmp(v, "true") == 0) {
+        v = NULL;
+    } else {
+        v = getenv(var);
+        if (!v || !*v)
+            v = getenv("AWS_ENDPOINT_URL");
+    }
     if (v && *v) {
         n = strlen(v);
         while (n > 0 && v[n - 1] == '/')
@@ -385,7 +390,8 @@ char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *ke
     buf_init(&b, 1 << 20);
     if (!ep)
         goto out;
-    if (strchr(bucket, '.'))
+    /* Virtual-hosted needs a DNS label the wildcard certificate covers: [a-z0-9-] only. */
+    if (bucket[strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0')
         path_style = 1;
     ekey = sigv4_uri_encode(key ? key : "", key ? strlen(key) : 0, 1);
     if (!ekey)
@@ -970,7 +976,9 @@ out:
         fclose(x.file);
     if (hl) {
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(hl); /* holds the Authorization header: not secret once sent */
+        for (struct curl_slist *l = hl; l; l = l->next) /* X-Amz-Security-Token */
+            OPENSSL_cleanse(l->data, strlen(l->data));
+        curl_slist_free_all(hl);
     }
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf dies with this frame */
     if (signed_ok) {

@@ -8,8 +8,9 @@
  * body; a bodiless error (HEAD) gets the HTTP status as its code, as botocore does ("404").
  *
  * Endpoints follow the SDKs: https://{service}.{region}.amazonaws.com by default (S3
- * virtual-hosted, path-style when the bucket has dots), overridden by AWS_ENDPOINT_URL_<SERVICE>
- * then AWS_ENDPOINT_URL (a custom S3 endpoint uses path-style addressing).
+ * virtual-hosted, path-style when the bucket name is not a plain DNS label, e.g. has dots),
+ * overridden by AWS_ENDPOINT_URL_<SERVICE> then AWS_ENDPOINT_URL (a custom S3 endpoint uses
+ * path-style addressing) unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true.
  */
 #ifndef HCPIPE_AWS_HTTP_H
 #define HCPIPE_AWS_HTTP_H
@@ -51,9 +52,9 @@ const char *aws_client_endpoint(struct aws_client *c, const char *service, int *
 
 /* The full URL of an S3 object (or of the bucket when key is NULL or ""): virtual-hosted
  * https://{bucket}.s3.{region}.amazonaws.com/{key}, or path-style {endpoint}/{bucket}/{key}
- * when the endpoint is custom or the bucket name has dots. The key is URI-encoded once ('/'
- * kept); `query` (already encoded, without '?') is appended when non-NULL. Caller frees.
- * Returns NULL on ENOMEM. */
+ * when the endpoint is custom or the bucket name has characters other than [a-z0-9-]. The key is
+ * URI-encoded once ('/' kept); `query` (already encoded, without '?') is appended when non-NULL.
+ * Caller frees. Returns NULL on ENOMEM. */
 char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *key,
                         const char *query);
 

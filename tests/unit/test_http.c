@@ -646,6 +646,9 @@ static void http_endpoints_follow_the_sdks(void **state)
     u = aws_client_s3_url(f->client, "my.dotted.bucket", "k", "x=1");
     assert_string_equal(u, "https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k?x=1");
     free(u);
+    u = aws_client_s3_url(f->client, "Old_Bucket", "k", NULL);
+    assert_string_equal(u, "https://s3.eu-west-1.amazonaws.com/Old_Bucket/k");
+    free(u);
     u = aws_client_s3_url(f->client, "b", NULL, "list-type=2");
     assert_string_equal(u, "https://b.s3.eu-west-1.amazonaws.com/?list-type=2");
     free(u);
@@ -674,6 +677,17 @@ static void http_endpoints_follow_the_sdks(void **state)
     }
     assert_string_equal(aws_client_endpoint(f->client, "s3", &ps), "http://localhost:4569");
     assert_int_equal(ps, 1);
+    aws_client_free(f->client);
+    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+    {
+        struct aws_client_config cfg = {.region = "cn-north-1", .credentials = f->creds};
+
+        f->client = aws_client_new(&cfg);
+    }
+    assert_string_equal(aws_client_endpoint(f->client, "s3", &ps),
+                        "https://s3.cn-north-1.amazonaws.com.cn");
+    assert_int_equal(ps, 0);
+    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
     unsetenv("AWS_ENDPOINT_URL");
     unsetenv("AWS_ENDPOINT_URL_ATHENA");
     unsetenv("AWS_ENDPOINT_URL_S3");
