@@ -607,8 +607,12 @@ static int cred_container(struct aws_credentials *out, char *err, size_t errlen)
     for (int attempt = 0; attempt < 3; attempt++) {
         cred_buf_wipe(&body);
         buf_init(&body, CRED_BODY_MAX);
-        if (cred_http("GET", url, hl, 2000, &body, &status, NULL, err, errlen) != 0)
+        char nerr[384];
+
+        if (cred_http("GET", url, hl, 2000, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+            cred_err(err, errlen, "container: %s", nerr);
             continue;
+        }
         if (status == 200)
             break;
         cred_err(err, errlen, "container: the credentials endpoint answered HTTP %ld", status);
@@ -660,7 +664,7 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
 {
     const char *base_env = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
     long timeout_ms = cred_env_long("AWS_METADATA_SERVICE_TIMEOUT", 1, 1, 60) * 1000;
-    char base[1024], url[2048], role[256];
+    char base[1024], url[2048], role[256], nerr[384];
     struct curl_slist *hl = NULL;
     struct buf body, tokhdr;
     long status = 0;
@@ -724,8 +728,10 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
     cred_buf_wipe(&body);
     buf_init(&body, CRED_BODY_MAX);
     snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/", base);
-    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, err, errlen) != 0)
+    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+        cred_err(err, errlen, "imds: %s", nerr);
         goto out;
+    }
     if (status != 200 || !body.data) {
         cred_err(err, errlen, "imds: no IAM role (GET %s answered HTTP %ld)", url, status);
         goto out;
@@ -748,8 +754,10 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
     cred_buf_wipe(&body);
     buf_init(&body, CRED_BODY_MAX);
     snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, err, errlen) != 0)
+    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+        cred_err(err, errlen, "imds: %s", nerr);
         goto out;
+    }
     if (status != 200) {
         cred_err(err, errlen, "imds: GET %s answered HTTP %ld", url, status);
         goto out;

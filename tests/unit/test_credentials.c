@@ -125,6 +125,14 @@ static void credentials_env(void **state)
     assert_int_equal(c.expiration, 0);
     aws_credentials_clear(&c);
     assert_null(c.access_key_id);
+
+    /* AWS_CREDENTIAL_EXPIRATION is honoured (and fractional seconds / offsets parse). */
+    aws_credentials_provider_free(f->p);
+    f->p = aws_credentials_provider_new();
+    setenv("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T02:00:00.123+02:00", 1);
+    assert_int_equal(aws_credentials_get(f->p, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.expiration, 4070908800); /* 2099-01-01T00:00:00Z */
+    aws_credentials_clear(&c);
 }
 
 static void credentials_env_partial_is_an_error(void **state)
@@ -332,6 +340,33 @@ static void credentials_refresh_ahead_of_expiry(void **state)
     assert_int_equal(fake_n_reqs(f->fake), 1);
 }
 
+static void credentials_failed_refresh_keeps_valid_cache(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_resp r[1] = {{.status = 200, .body = container_body}};
+    struct aws_credentials c;
+    char err[256], url[128];
+
+    /* Expiring in 4 minutes: due for refresh, still usable. */
+    container_json(240, "AKIDSTALE");
+    f->fake = fake_start(r, 1);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/creds", f->fake->port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    assert_int_equal(aws_credentials_get(f->p, &c, err, sizeof(err)), 0);
+    aws_credentials_clear(&c);
+    fake_stop(f->fake);
+    f->fake = NULL;
+    /* The endpoint is gone: the refresh fails, the cached credentials are served. */
+    assert_int_equal(aws_credentials_get(f->p, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.access_key_id, "AKIDSTALE");
+    aws_credentials_clear(&c);
+    /* A fresh provider has nothing cached and reports the failure. */
+    aws_credentials_provider_free(f->p);
+    f->p = aws_credentials_provider_new();
+    assert_int_equal(aws_credentials_get(f->p, &c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "container"));
+}
+
 struct getter {
     struct aws_credentials_provider *p;
     int ok;
@@ -514,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(credentials_container_rejects_remote_http, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_container_error_status, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_refresh_ahead_of_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(credentials_failed_refresh_keeps_valid_cache, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(credentials_cache_is_thread_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_imds_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_imds_v1_fallback, setup, teardown),
