@@ -658,6 +658,13 @@ static void http_response_reset(struct aws_response *r)
     buf_free(&r->headers);
     buf_init(&r->headers, HTTP_HEADERS_MAX);
     r->status = 0;
+    free(r->etag);
+    free(r->content_type);
+    free(r->request_id);
+    free(r->content_range);
+    free(r->last_modified);
+    r->etag = r->content_type = r->request_id = r->content_range = r->last_modified = NULL;
+    r->content_length = -1;
     free(r->error_code);
     free(r->error_message);
     r->error_code = r->error_message = NULL;
@@ -1026,6 +1033,14 @@ int aws_request_perform(struct aws_client *c, const struct aws_request *req,
     if (!req->service || !req->method || !req->url || http_url_split(req->url, &prep.url) != 0) {
         http_set_error(resp, "InvalidRequest", "bad request description or URL");
         goto out;
+    }
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *n = req->headers[i].name, *v = req->headers[i].value;
+
+        if (!n || !*n || n[strcspn(n, ": \t\r\n")] != '\0' || (v && strpbrk(v, "\r\n"))) {
+            http_set_error(resp, "InvalidRequest", "bad header name or value");
+            goto out;
+        }
     }
     if (req->unsigned_payload) {
         snprintf(prep.payload_hash, sizeof(prep.payload_hash), "%s", SIGV4_UNSIGNED_PAYLOAD);

@@ -100,8 +100,9 @@ struct aws_response {
  * with resp->status / error_code / error_message describing the final failure: status 0 with
  * code "NetworkError" when no response came, "Aborted" when on_data stopped it,
  * "CredentialsError" when no credentials could be had, "InvalidRequest" for a bad URL or an
- * unreadable body_file. *resp is overwritten (no need to initialise it); free it with
- * aws_response_free() in every case. */
+ * unreadable body_file or a
+ * header name/value that cannot be sent (CR/LF, ':' or spaces in a name). *resp is overwritten (no
+ * need to initialise it); free it with aws_response_free() in every case. */
 int aws_request_perform(struct aws_client *c, const struct aws_request *req,
                         struct aws_response *resp);
 

@@ -575,6 +575,17 @@ static void http_uploads_file_with_length(void **state)
     assert_string_equal(fake_req_header(f->fake, 0, "x-amz-content-sha256", sha, sizeof(sha)),
                         want_sha);
 
+    /* A header carrying a line break is refused before any request. */
+    {
+        struct aws_header bad = {"X-Amz-Meta-A", "x\r\nInjected: 1"};
+
+        req.headers = &bad;
+        assert_int_equal(aws_request_perform(f->client, &req, &resp), -1);
+        assert_string_equal(resp.error_code, "InvalidRequest");
+        aws_response_free(&resp);
+        req.headers = &h;
+    }
+
     /* A missing file is reported without a request. */
     req.body_file = "/nonexistent/hcpipe/file";
     assert_int_equal(aws_request_perform(f->client, &req, &resp), -1);
