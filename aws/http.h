@@ -99,10 +99,10 @@ struct aws_response {
 /* Performs the request with signing and retries. Returns 0 when a 2xx response arrived, or -1
  * with resp->status / error_code / error_message describing the final failure: status 0 with
  * code "NetworkError" when no response came, "Aborted" when on_data stopped it,
- * "CredentialsError" when no credentials could be had, "InvalidRequest" for a bad URL or an
- * unreadable body_file or a
- * header name/value that cannot be sent (CR/LF, ':' or spaces in a name). *resp is overwritten (no
- * need to initialise it); free it with aws_response_free() in every case. */
+ * "CredentialsError" when no credentials could be had, "InvalidRequest" for a bad URL, an
+ * unreadable body_file or a header that cannot be sent (CR/LF in it, ':' or spaces in a name).
+ * *resp is overwritten (no need to initialise it); free it with aws_response_free() in every
+ * case. */
 int aws_request_perform(struct aws_client *c, const struct aws_request *req,
                         struct aws_response *resp);
 
