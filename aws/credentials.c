@@ -289,6 +289,7 @@ static int cred_env(struct aws_credentials *out, char *err, size_t errlen)
 
 struct ini_found {
     char *akid, *secret, *token;
+    char *region; /* config file only */
 };
 
 static void ini_found_clear(struct ini_found *f)
@@ -296,6 +297,7 @@ static void ini_found_clear(struct ini_found *f)
     cred_free_secret(f->akid);
     cred_free_secret(f->secret);
     cred_free_secret(f->token);
+    free(f->region);
     memset(f, 0, sizeof(*f));
 }
 
@@ -373,6 +375,8 @@ static int ini_read(const char *path, const char *profile, int config_file, stru
         else if (strcasecmp(key, "aws_session_token") == 0 ||
                  (strcasecmp(key, "aws_security_token") == 0 && !f->token))
             slot = &f->token;
+        else if (config_file && strcasecmp(key, "region") == 0)
+            slot = &f->region;
         if (slot && *val) {
             cred_free_secret(*slot);
             *slot = strdup(val);
@@ -401,17 +405,43 @@ static int cred_file_path(const char *var, const char *name, char *out, size_t o
     return snprintf(out, outlen, "%s/.aws/%s", home, name) < (int)outlen ? 0 : -1;
 }
 
-static int cred_shared(struct aws_credentials *out, char *err, size_t errlen)
+static const char *cred_profile(void)
 {
     const char *profile = getenv("AWS_PROFILE");
-    char path[4096];
-    struct ini_found f = {0};
-    int rc = 0;
 
     if (!profile || !*profile)
         profile = getenv("AWS_DEFAULT_PROFILE");
     if (!profile || !*profile)
         profile = "default";
+    return profile;
+}
+
+int aws_profile_region(char *out, size_t outlen)
+{
+    char path[4096];
+    struct ini_found f = {0};
+    int rc = -1;
+
+    if (outlen > 0)
+        out[0] = '\0';
+    if (cred_file_path("AWS_CONFIG_FILE", "config", path, sizeof(path)) != 0)
+        return -1;
+    if (ini_read(path, cred_profile(), 1, &f) > 0 && f.region &&
+        snprintf(out, outlen, "%s", f.region) < (int)outlen)
+        rc = 0;
+    else if (outlen > 0)
+        out[0] = '\0';
+    ini_found_clear(&f);
+    return rc;
+}
+
+static int cred_shared(struct aws_credentials *out, char *err, size_t errlen)
+{
+    const char *profile = cred_profile();
+    char path[4096];
+    struct ini_found f = {0};
+    int rc = 0;
+
     for (int config = 0; config <= 1 && rc == 0; config++) {
         if (cred_file_path(config ? "AWS_CONFIG_FILE" : "AWS_SHARED_CREDENTIALS_FILE",
                            config ? "config" : "credentials", path, sizeof(path)) != 0)
@@ -577,8 +607,12 @@ static int cred_container(struct aws_credentials *out, char *err, size_t errlen)
     for (int attempt = 0; attempt < 3; attempt++) {
         cred_buf_wipe(&body);
         buf_init(&body, CRED_BODY_MAX);
-        if (cred_http("GET", url, hl, 2000, &body, &status, NULL, err, errlen) != 0)
+        char nerr[384];
+
+        if (cred_http("GET", url, hl, 2000, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+            cred_err(err, errlen, "container: %s", nerr);
             continue;
+        }
         if (status == 200)
             break;
         cred_err(err, errlen, "container: the credentials endpoint answered HTTP %ld", status);
@@ -630,7 +664,7 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
 {
     const char *base_env = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
     long timeout_ms = cred_env_long("AWS_METADATA_SERVICE_TIMEOUT", 1, 1, 60) * 1000;
-    char base[1024], url[2048], role[256];
+    char base[1024], url[2048], role[256], nerr[384];
     struct curl_slist *hl = NULL;
     struct buf body, tokhdr;
     long status = 0;
@@ -644,7 +678,13 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
         rc = 0;
         goto out;
     }
-    snprintf(base, sizeof(base), "%s", base_env && *base_env ? base_env : "http://169.254.169.254");
+    if (!base_env || !*base_env) {
+        const char *mode = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+
+        base_env = mode && strcasecmp(mode, "IPv6") == 0 ? "http://[fd00:ec2::254]"
+                                                         : "http://169.254.169.254";
+    }
+    snprintf(base, sizeof(base), "%s", base_env);
     n = strlen(base);
     while (n > 0 && base[n - 1] == '/')
         base[--n] = '\0';
@@ -688,8 +728,10 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
     cred_buf_wipe(&body);
     buf_init(&body, CRED_BODY_MAX);
     snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/", base);
-    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, err, errlen) != 0)
+    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+        cred_err(err, errlen, "imds: %s", nerr);
         goto out;
+    }
     if (status != 200 || !body.data) {
         cred_err(err, errlen, "imds: no IAM role (GET %s answered HTTP %ld)", url, status);
         goto out;
@@ -712,8 +754,10 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
     cred_buf_wipe(&body);
     buf_init(&body, CRED_BODY_MAX);
     snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, err, errlen) != 0)
+    if (cred_http("GET", url, hl, timeout_ms, &body, &status, NULL, nerr, sizeof(nerr)) != 0) {
+        cred_err(err, errlen, "imds: %s", nerr);
         goto out;
+    }
     if (status != 200) {
         cred_err(err, errlen, "imds: GET %s answered HTTP %ld", url, status);
         goto out;

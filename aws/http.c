@@ -246,6 +246,7 @@ struct aws_client *aws_client_new(const struct aws_client_config *cfg)
 {
     struct aws_client *c;
     const char *region;
+    char profile_region[64];
 
     pthread_once(&http_once, http_global_init);
     if (http_global_rc != 0)
@@ -269,6 +270,8 @@ struct aws_client *aws_client_new(const struct aws_client_config *cfg)
         region = getenv("AWS_REGION");
     if (!region || !*region)
         region = getenv("AWS_DEFAULT_REGION");
+    if ((!region || !*region) && aws_profile_region(profile_region, sizeof(profile_region)) == 0)
+        region = profile_region;
     if (!region || !*region)
         region = "us-east-1";
     c->region = strdup(region);
@@ -318,9 +321,14 @@ static char *http_endpoint_build(const char *service, const char *region, int *p
         else
             var[i] = (char)toupper((unsigned char)var[i]);
     }
-    v = getenv(var);
-    if (!v || !*v)
-        v = getenv("AWS_ENDPOINT_URL");
+    v = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    if (v && strcasecmp(v, "true") == 0) {
+        v = NULL;
+    } else {
+        v = getenv(var);
+        if (!v || !*v)
+            v = getenv("AWS_ENDPOINT_URL");
+    }
     if (v && *v) {
         n = strlen(v);
         while (n > 0 && v[n - 1] == '/')
@@ -382,7 +390,8 @@ char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *ke
     buf_init(&b, 1 << 20);
     if (!ep)
         goto out;
-    if (strchr(bucket, '.'))
+    /* Virtual-hosted needs a DNS label the wildcard certificate covers: [a-z0-9-] only. */
+    if (bucket[strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0')
         path_style = 1;
     ekey = sigv4_uri_encode(key ? key : "", key ? strlen(key) : 0, 1);
     if (!ekey)
@@ -649,6 +658,13 @@ static void http_response_reset(struct aws_response *r)
     buf_free(&r->headers);
     buf_init(&r->headers, HTTP_HEADERS_MAX);
     r->status = 0;
+    free(r->etag);
+    free(r->content_type);
+    free(r->request_id);
+    free(r->content_range);
+    free(r->last_modified);
+    r->etag = r->content_type = r->request_id = r->content_range = r->last_modified = NULL;
+    r->content_length = -1;
     free(r->error_code);
     free(r->error_message);
     r->error_code = r->error_message = NULL;
@@ -967,8 +983,11 @@ out:
         fclose(x.file);
     if (hl) {
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(hl); /* holds the Authorization header: not secret once sent */
+        for (struct curl_slist *l = hl; l; l = l->next) /* X-Amz-Security-Token */
+            OPENSSL_cleanse(l->data, strlen(l->data));
+        curl_slist_free_all(hl);
     }
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf dies with this frame */
     if (signed_ok) {
         if (sig.authorization)
             OPENSSL_cleanse(sig.authorization, strlen(sig.authorization));
@@ -1014,6 +1033,14 @@ int aws_request_perform(struct aws_client *c, const struct aws_request *req,
     if (!req->service || !req->method || !req->url || http_url_split(req->url, &prep.url) != 0) {
         http_set_error(resp, "InvalidRequest", "bad request description or URL");
         goto out;
+    }
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *n = req->headers[i].name, *v = req->headers[i].value;
+
+        if (!n || !*n || n[strcspn(n, ": \t\r\n")] != '\0' || (v && strpbrk(v, "\r\n"))) {
+            http_set_error(resp, "InvalidRequest", "bad header name or value");
+            goto out;
+        }
     }
     if (req->unsigned_payload) {
         snprintf(prep.payload_hash, sizeof(prep.payload_hash), "%s", SIGV4_UNSIGNED_PAYLOAD);

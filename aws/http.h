@@ -8,8 +8,9 @@
  * body; a bodiless error (HEAD) gets the HTTP status as its code, as botocore does ("404").
  *
  * Endpoints follow the SDKs: https://{service}.{region}.amazonaws.com by default (S3
- * virtual-hosted, path-style when the bucket has dots), overridden by AWS_ENDPOINT_URL_<SERVICE>
- * then AWS_ENDPOINT_URL (a custom S3 endpoint uses path-style addressing).
+ * virtual-hosted, path-style when the bucket name is not a plain DNS label, e.g. has dots),
+ * overridden by AWS_ENDPOINT_URL_<SERVICE> then AWS_ENDPOINT_URL (a custom S3 endpoint uses
+ * path-style addressing) unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true.
  */
 #ifndef HCPIPE_AWS_HTTP_H
 #define HCPIPE_AWS_HTTP_H
@@ -22,7 +23,8 @@
 #include "aws/credentials.h"
 
 struct aws_client_config {
-    const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 */
+    const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, the profile's config-file
+                                region (aws_profile_region()), else us-east-1 */
     long connect_timeout_ms; /* 0 = default 3000 */
     long total_timeout_ms;   /* per attempt, 0 = default 30000 */
     int max_attempts;        /* 0 = default 3 */
@@ -50,9 +52,9 @@ const char *aws_client_endpoint(struct aws_client *c, const char *service, int *
 
 /* The full URL of an S3 object (or of the bucket when key is NULL or ""): virtual-hosted
  * https://{bucket}.s3.{region}.amazonaws.com/{key}, or path-style {endpoint}/{bucket}/{key}
- * when the endpoint is custom or the bucket name has dots. The key is URI-encoded once ('/'
- * kept); `query` (already encoded, without '?') is appended when non-NULL. Caller frees.
- * Returns NULL on ENOMEM. */
+ * when the endpoint is custom or the bucket name has characters other than [a-z0-9-]. The key is
+ * URI-encoded once ('/' kept); `query` (already encoded, without '?') is appended when non-NULL.
+ * Caller frees. Returns NULL on ENOMEM. */
 char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *key,
                         const char *query);
 
@@ -97,9 +99,10 @@ struct aws_response {
 /* Performs the request with signing and retries. Returns 0 when a 2xx response arrived, or -1
  * with resp->status / error_code / error_message describing the final failure: status 0 with
  * code "NetworkError" when no response came, "Aborted" when on_data stopped it,
- * "CredentialsError" when no credentials could be had, "InvalidRequest" for a bad URL or an
- * unreadable body_file. *resp is overwritten (no need to initialise it); free it with
- * aws_response_free() in every case. */
+ * "CredentialsError" when no credentials could be had, "InvalidRequest" for a bad URL, an
+ * unreadable body_file or a header that cannot be sent (CR/LF in it, ':' or spaces in a name).
+ * *resp is overwritten (no need to initialise it); free it with aws_response_free() in every
+ * case. */
 int aws_request_perform(struct aws_client *c, const struct aws_request *req,
                         struct aws_response *resp);
 

@@ -16,7 +16,9 @@
  * expect, keep-alive, proxy-authenticate, proxy-authorization, te, trailer, transfer-encoding,
  * upgrade, user-agent, x-amzn-trace-id), plus x-amz-date, x-amz-security-token (unless
  * omit_session_token) and x-amz-content-sha256 (when sign_content_sha256). A caller-supplied
- * header with one of those three names is replaced by the signer's own value.
+ * X-Amz-Date is always dropped in favour of the signer's; a caller-supplied
+ * X-Amz-Security-Token is dropped when session_token is set, and x-amz-content-sha256 when
+ * sign_content_sha256 is set. Repeated header names are joined with ',' in the order given.
  *
  * Signing keys are derived once per (secret, date, region, service) and kept in a small cache
  * guarded by a mutex (only a SHA-256 of the secret is kept there, never the secret; evicted
