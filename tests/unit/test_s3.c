@@ -392,6 +392,16 @@ static void s3_peer_roundtrip_awkward_keys(void **state)
             buf_free(&s.b);
         }
 
+        /* A range past the end: 416 InvalidRange, nothing streamed. */
+        {
+            struct s3_get_options past = {.range = "bytes=999999-"};
+            assert_int_equal(get_all(key, &past, &s, &got, &err), -1);
+            assert_int_equal(err.status, 416);
+            assert_string_equal(err.code, "InvalidRange");
+            assert_int_equal(s.b.len, 0);
+            buf_free(&s.b);
+        }
+
         assert_listed(key, (int64_t)len, put.etag);
 
         assert_s3_ok(s3_delete_object(P.client, P.bucket, key, &err), &err);
