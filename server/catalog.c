@@ -23,9 +23,8 @@ static const struct column accredited_by_state_cols[] = {
 };
 
 static const struct column expiring_accreditations_cols[] = {
-    {"facility_id", COL_VARCHAR},        {"facility_name", COL_VARCHAR},
-    {"state", COL_VARCHAR},              {"accreditation_body", COL_VARCHAR},
-    {"valid_until", COL_DATE},           {"days_left", COL_BIGINT},
+    {"facility_id", COL_VARCHAR},        {"facility_name", COL_VARCHAR}, {"state", COL_VARCHAR},
+    {"accreditation_body", COL_VARCHAR}, {"valid_until", COL_DATE},      {"days_left", COL_BIGINT},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -40,7 +39,7 @@ static const struct catalog_query queries[] = {
 };
 
 static const char *const names[] = {"facility_metrics", "accredited_by_state",
-                                     "expiring_accreditations", NULL};
+                                    "expiring_accreditations", NULL};
 
 const struct catalog_query *catalog_find(const char *name)
 {

@@ -10,10 +10,10 @@
 #include "server/result.h"
 
 struct catalog_query {
-    const char *name;              /* e.g. "accredited_by_state" */
-    const struct column *columns;  /* ncols output columns, in order */
+    const char *name;             /* e.g. "accredited_by_state" */
+    const struct column *columns; /* ncols output columns, in order */
     size_t ncols;
-    const char *local_sql;         /* embedded file name of the local (SQLite) text */
+    const char *local_sql; /* embedded file name of the local (SQLite) text */
 };
 
 /* The query named `name`, or NULL (borrowed, static). */

@@ -253,8 +253,8 @@ static const struct objstore_ops folder_ops;
 
 /* Opens <root>/<bucket>/<key> without following any symlink. Returns an fd or -errno-mapped
  * hc_err through *err. `dir_only` opens the last component as a directory. */
-static int folder_openat(struct folder_store *fs, const char *bucket, const char *key,
-                         int dir_only, int *fd_out)
+static int folder_openat(struct folder_store *fs, const char *bucket, const char *key, int dir_only,
+                         int *fd_out)
 {
     int dirfd = -1, fd = -1, rc = HC_OK;
     char *path = NULL, *seg, *next;
@@ -341,8 +341,8 @@ static int folder_stat(struct objstore *s, const char *bucket, const char *key,
 }
 
 /* Recursive listing below dirfd; `rel` holds the key prefix of this folder. */
-static int list_dir(int dirfd, struct buf *rel, const char *prefix, objstore_list_cb cb,
-                    void *ctx, int depth)
+static int list_dir(int dirfd, struct buf *rel, const char *prefix, objstore_list_cb cb, void *ctx,
+                    int depth)
 {
     DIR *d;
     struct dirent *de;
@@ -444,8 +444,7 @@ int objstore_folder_new(const char *root, struct objstore **out)
 
 /* ---- plain files ---- */
 
-int objstore_file_open(const char *path, struct objstore_reader **out,
-                       struct objstore_info *info)
+int objstore_file_open(const char *path, struct objstore_reader **out, struct objstore_info *info)
 {
     int fd;
 

@@ -24,8 +24,8 @@
 
 /* What identifies one version of an object. */
 struct objstore_info {
-    uint64_t size;        /* bytes */
-    char version[80];     /* ETag, or the mtime as "<seconds>.<nanoseconds>" for files */
+    uint64_t size;    /* bytes */
+    char version[80]; /* ETag, or the mtime as "<seconds>.<nanoseconds>" for files */
 };
 
 struct objstore;

@@ -22,9 +22,9 @@
 #include "server/error.h"
 #include "server/sys.h"
 
-#define WAREHOUSE_CACHE_KIB 32768  /* write connection page cache */
+#define WAREHOUSE_CACHE_KIB  32768 /* write connection page cache */
 #define WAREHOUSE_READER_KIB 16384 /* read connection page cache */
-#define WAREHOUSE_BUSY_MS 30000
+#define WAREHOUSE_BUSY_MS    30000
 
 static const char *const migrations[] = {
     /* version 1 */
@@ -243,8 +243,7 @@ int warehouse_open(const char *path, struct warehouse **out)
                           " WITHOUT ROWID",
                           NULL, NULL, NULL);
     for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
-        rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
-                                NULL);
+        rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
 out:
     if (rc != SQLITE_OK) {
         int err = warehouse_sqlite_err(rc);
@@ -415,8 +414,7 @@ int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj
     if (bad_records_out)
         *bad_records_out = NULL;
     pthread_mutex_lock(&w->lock);
-    sqlite3_progress_handler(w->db, obj->interrupt ? 4000 : 0, obj->interrupt,
-                             obj->interrupt_ctx);
+    sqlite3_progress_handler(w->db, obj->interrupt ? 4000 : 0, obj->interrupt, obj->interrupt_ctx);
     rc = object_get(w, obj->bucket, obj->key, &o);
     if (rc != SQLITE_OK)
         goto out;

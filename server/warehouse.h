@@ -39,21 +39,21 @@ struct warehouse_load;
 
 /* The object being loaded (strings borrowed for the call). */
 struct warehouse_object {
-    const char *bucket;  /* "" for a plain file */
-    const char *key;     /* key, or the file's path */
-    uint64_t size;       /* bytes */
-    const char *version; /* ETag or mtime */
-    const char *source;  /* how bad records name it, e.g. "s3://b/k" (may be NULL) */
+    const char *bucket;          /* "" for a plain file */
+    const char *key;             /* key, or the file's path */
+    uint64_t size;               /* bytes */
+    const char *version;         /* ETag or mtime */
+    const char *source;          /* how bad records name it, e.g. "s3://b/k" (may be NULL) */
     int (*interrupt)(void *ctx); /* optional: non-zero stops long statements (cancel, deadline) */
     void *interrupt_ctx;
 };
 
 /* What a load (or the stored earlier load of an unchanged object) did. */
 struct warehouse_load_stats {
-    int64_t load_id;      /* the object's load, for object scope */
-    uint64_t records;     /* facility rows loaded */
-    uint64_t bad;         /* bad records (skipped, or found before failing) */
-    int unchanged;        /* 1: the object was already loaded and was not read again */
+    int64_t load_id;  /* the object's load, for object scope */
+    uint64_t records; /* facility rows loaded */
+    uint64_t bad;     /* bad records (skipped, or found before failing) */
+    int unchanged;    /* 1: the object was already loaded and was not read again */
 };
 
 /* Opens (creating and migrating) the database at `path`. Returns HC_OK and *out, or HC_EDB. */
