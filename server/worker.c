@@ -297,6 +297,7 @@ static void report_failure(struct run *r, int err)
                  (int)((r->ej.deadline_ms - job->started_ms + 999) / 1000));
         problem = hc_problem_new(HC_ETIMEOUT, detail);
     } else {
+        engine_stop(r); /* frees what the engine keeps for the query; idempotent */
         problem = r->problem ? json_incref(r->problem) : hc_problem_new(err, NULL);
         if (hc_err_transient(err) && job->attempts < w->cfg.max_attempts)
             retry_at = sys_now_ms() + worker_backoff_ms(job->attempts, w->cfg.backoff_base_ms,
