@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "server/engine.h"
+#include "server/engine_local.h"
 #include "server/error.h"
 #include "server/jobstore.h"
 #include "server/sys.h"
@@ -655,6 +656,49 @@ static void worker_runs_each_job_once(void **state)
     assert_int_equal(atomic_load(&fake.starts), 30);
 }
 
+/* The real local engine over the sample data: the result the sample's README gives. */
+static void worker_runs_local_engine_end_to_end(void **state)
+{
+    struct fixture *fx = *state;
+    struct job_spec spec = {.query = "accredited_by_state",
+                            .source = "s3://sample/facilities.ndjson",
+                            .as_of = "2026-11-27",
+                            .engine = "local"};
+    struct engine *local = NULL;
+    struct job *job = NULL, *got;
+    char path[256], *text, *data;
+    FILE *f;
+
+    sys_set(NULL); /* the real clock: the local engine checks its deadline against it */
+    snprintf(path, sizeof path, "mkdir -p '%s/buckets/sample'", fx->dir);
+    assert_int_equal(system(path), 0);
+    data = read_file("tests/data/sample_data.ndjson");
+    assert_non_null(data);
+    snprintf(path, sizeof path, "%s/buckets/sample/facilities.ndjson", fx->dir);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, strlen(data), f), strlen(data));
+    fclose(f);
+    free(data);
+
+    assert_int_equal(engine_local_new(fx->dir, &local), HC_OK);
+    assert_int_equal(worker_start(fx->js, local, &fx->cfg, &fx->w), HC_OK);
+    assert_int_equal(jobstore_insert(fx->js, &spec, &job), HC_OK);
+    worker_wake(fx->w);
+    got = wait_state(fx, job->id, JOB_SUCCEEDED);
+    assert_int_equal(got->row_count, 1);
+    job_free(got);
+    snprintf(path, sizeof path, "%s/%s/result.csv", fx->results, job->id);
+    text = read_file(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\r\nTX,1,250,1\r\n"));
+    free(text);
+    worker_stop(fx->w);
+    fx->w = NULL;
+    local->ops->destroy(local);
+    job_free(job);
+}
+
 static void worker_start_rejects_bad_config(void **state)
 {
     struct fixture *fx = *state;
@@ -688,6 +732,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(worker_stop_leaves_job_for_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_settles_crashed_jobs_at_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_runs_each_job_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(worker_runs_local_engine_end_to_end, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_start_rejects_bad_config, setup, teardown),
     };
 
