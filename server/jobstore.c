@@ -727,12 +727,15 @@ int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out)
 
     *out = NULL;
     pthread_mutex_lock(&js->lock);
-    /* One statement: the pick and the update are atomic even against another process. */
+    /* One statement: the pick and the update are atomic even against another process. The
+     * partial index jobs_claim holds exactly the runnable states in claim order, so the pick is
+     * its first entry (the planner would otherwise sort every queued job). */
     err = prepare(js,
                   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
                   " started_ms = :now, updated_ms = :now"
-                  " WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'retrying')"
-                  "   AND next_run_ms <= :now ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
+                  " WHERE id = (SELECT id FROM jobs INDEXED BY jobs_claim"
+                  "   WHERE state IN ('queued', 'retrying') AND next_run_ms <= :now"
+                  "   ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
                   " RETURNING " JOB_COLS,
                   &st);
     if (err)
