@@ -572,7 +572,8 @@ struct claimer {
     struct jobstore *js;
     char (*ids)[37];
     _Atomic int *claimed;
-    int count;
+    int count;  /* jobs this thread claimed */
+    int errors; /* claims that failed with another error than "none runnable" */
 };
 
 static void *claim_thread(void *arg)
@@ -580,7 +581,15 @@ static void *claim_thread(void *arg)
     struct claimer *c = arg;
     struct job *job = NULL;
 
-    while (jobstore_claim(c->js, fake_now, &job) == HC_OK) {
+    for (;;) {
+        int err = jobstore_claim(c->js, fake_now, &job);
+
+        if (err == HC_ENOTFOUND)
+            break;
+        if (err != HC_OK) {
+            c->errors++;
+            continue;
+        }
         for (int i = 0; i < CLAIM_JOBS; i++)
             if (strcmp(c->ids[i], job->id) == 0)
                 atomic_fetch_add(&c->claimed[i], 1);
@@ -590,9 +599,9 @@ static void *claim_thread(void *arg)
     return NULL;
 }
 
-static void jobstore_claim_is_atomic_across_threads(void **state)
+/* Claims every job from CLAIM_THREADS threads; thread i uses stores[i % nstores]. */
+static void claim_all(struct jobstore **stores, int nstores)
 {
-    struct fixture *fx = *state;
     static char ids[CLAIM_JOBS][37];
     static _Atomic int claimed[CLAIM_JOBS];
     struct claimer c[CLAIM_THREADS];
@@ -600,23 +609,42 @@ static void jobstore_claim_is_atomic_across_threads(void **state)
     int total = 0;
 
     for (int i = 0; i < CLAIM_JOBS; i++) {
-        struct job *j = insert(fx->js, "q");
+        struct job *j = insert(stores[0], "q");
 
         memcpy(ids[i], j->id, 37);
         job_free(j);
         claimed[i] = 0;
     }
     for (int i = 0; i < CLAIM_THREADS; i++) {
-        c[i] = (struct claimer){fx->js, ids, claimed, 0};
+        c[i] = (struct claimer){stores[i % nstores], ids, claimed, 0, 0};
         assert_int_equal(pthread_create(&t[i], NULL, claim_thread, &c[i]), 0);
     }
     for (int i = 0; i < CLAIM_THREADS; i++) {
         pthread_join(t[i], NULL);
         total += c[i].count;
+        assert_int_equal(c[i].errors, 0);
     }
     assert_int_equal(total, CLAIM_JOBS);
     for (int i = 0; i < CLAIM_JOBS; i++)
         assert_int_equal(claimed[i], 1);
+}
+
+static void jobstore_claim_is_atomic_across_threads(void **state)
+{
+    struct fixture *fx = *state;
+
+    claim_all(&fx->js, 1);
+}
+
+/* Two connections to one file, as two processes would have: still each job exactly once. */
+static void jobstore_claim_is_atomic_across_connections(void **state)
+{
+    struct fixture *fx = *state;
+    struct jobstore *stores[2] = {fx->js, NULL};
+
+    assert_int_equal(jobstore_open(fx->path, &stores[1]), HC_OK);
+    claim_all(stores, 2);
+    jobstore_close(stores[1]);
 }
 
 /* ---- fault injection: SQLite allocation number `fail_at` fails, once ----------------------- */
@@ -786,6 +814,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobstore_reopen_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(jobstore_migrates_v1_database, setup, teardown),
         cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_connections, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(jobstore_survives_each_allocation_failing, setup, teardown),
     };
 
