@@ -16,7 +16,7 @@
 static inline int testdata_dir(char *out, size_t outlen)
 {
     const char *env = getenv("HCPIPE_SHARED");
-    char base[4096];
+    char base[2048];
     struct stat st;
 
     if (env) {
