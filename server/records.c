@@ -325,7 +325,7 @@ static int syn(struct rp *r, const char *msg)
 {
     if (!r->fail) {
         r->fail = FAIL_SYNTAX;
-        r->fail_msg = msg;
+        r->fail_msg = r->p < r->end ? msg : "unexpected end of the record";
         r->fail_at = (size_t)(r->p - r->start);
     }
     return -1;
