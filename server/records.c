@@ -1367,6 +1367,26 @@ static int is_delim(unsigned c)
     return is_ws(c) || c == ',' || c == ']' || c == '}';
 }
 
+/* Index of the first '"' or '\\' in d[i..lim), or lim: the plain bytes of a string. */
+static size_t skip_plain(const unsigned char *d, size_t i, size_t lim)
+{
+#ifdef __SSE2__
+    const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
+
+    while (lim - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        unsigned mask =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vq), _mm_cmpeq_epi8(v, vb)));
+        if (mask)
+            return i + (unsigned)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
+    while (i < lim && d[i] != '"' && d[i] != '\\')
+        i++;
+    return i;
+}
+
 /* Scans the element being framed from d[*ip]; parses it once complete. */
 static int elem_feed(struct records_parser *p, const unsigned char *d, size_t n, size_t *ip,
                      uint64_t base)
@@ -1382,6 +1402,10 @@ static int elem_feed(struct records_parser *p, const unsigned char *d, size_t n,
     } else {
         int depth = p->depth, in_str = p->in_str, esc = p->esc;
         while (i < lim) {
+            if (in_str && !esc)
+                i = skip_plain(d, i, lim);
+            if (i >= lim)
+                break;
             unsigned c = d[i++];
             if (in_str) {
                 if (esc) {

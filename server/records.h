@@ -19,6 +19,19 @@
  * accreditations an array of {accreditation_body, accreditation_id, valid_until} or null, where
  * valid_until is a real calendar date YYYY-MM-DD or null. Unknown fields are ignored at any depth.
  * A repeated facility_id within one object is NOT detected here (the warehouse does it).
+ *
+ * Details decided here:
+ *   - a UTF-8 BOM at the very start is skipped; empty or whitespace-only input is zero records
+ *     and no error (the format stays UNKNOWN);
+ *   - a key repeated inside a record, its location, a lab or an accreditation is a bad record
+ *     (`duplicate key "city"`); repeated unknown keys are ignored;
+ *   - raw bytes that are not UTF-8 in any string (keys and unknown fields too) make the record
+ *     bad; a kept string holding \u0000 or an unpaired surrogate escape makes it bad;
+ *   - nesting deeper than 512 levels (the record itself is level 1) is a bad NDJSON line and an
+ *     unreadable array input; a line longer than max_record_bytes is a bad NDJSON line;
+ *   - a record breaking a rule AND the JSON grammar is reported for the grammar;
+ *   - reasons are one line, "path: what", with 0-based indices in the path:
+ *     `accreditations[1].valid_until: "2026-02-30" is not a valid date`.
  */
 #ifndef HCPIPE_RECORDS_H
 #define HCPIPE_RECORDS_H
@@ -76,7 +89,7 @@ struct records_parser *records_new(const struct records_callbacks *cb, size_t ma
 
 /* Parses the next chunk. Returns HC_OK, HC_EBADINPUT (the input cannot be read: see
  * records_error()), HC_ENOMEM, or the first non-zero value a callback returned. After an error,
- * later calls return the same error. */
+ * later calls return the same error; a feed after records_finish() returns HC_EINVAL. */
 int records_feed(struct records_parser *p, const void *data, size_t len);
 
 /* Ends the input (a last NDJSON line without newline is a record). Same returns as feed. */
@@ -98,7 +111,8 @@ void records_free(struct records_parser *p);
  * Returns 0 on success, -1 when not a valid date. */
 int records_parse_date(const char *s, size_t len, int32_t *days_out);
 
-/* Writes days since 1970-01-01 as YYYY-MM-DD into out (11 bytes). */
+/* Writes days since 1970-01-01 as YYYY-MM-DD into out (11 bytes). Days outside 0000-01-01 ..
+ * 9999-12-31 are clamped to those dates. */
 void records_format_date(int32_t days, char out[11]);
 
 #endif
