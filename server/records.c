@@ -245,10 +245,13 @@ struct records_parser {
     size_t klen;         /* bytes of the first key (key[] keeps the first 16) */
     char key[16];        /* the first key, raw */
     uint64_t lead_lines; /* newlines before the first non-space byte */
+    size_t lead_cols;    /* bytes skipped on that byte's line (BOM, spaces) */
     struct vec dbuf;     /* bytes held while detecting */
 
-    uint64_t line; /* NDJSON: number of the line being read */
-    int too_long;  /* NDJSON: the current line passed max; its bytes are dropped */
+    uint64_t line;     /* NDJSON: number of the line being read */
+    uint64_t col_line; /* NDJSON: the line whose first col0 bytes were skipped by detection */
+    size_t col0;       /* NDJSON: those bytes, added to the columns of reasons */
+    int too_long;      /* NDJSON: the current line passed max; its bytes are dropped */
 
     int astate;        /* A_*: where the array framer is */
     int kind;          /* K_*: the element being framed */
@@ -314,7 +317,8 @@ struct rp {
     int depth;                  /* containers open */
     int fail;                   /* FAIL_*: parsing stopped */
     const char *fail_msg;       /* static text of a syntax failure */
-    size_t fail_at;             /* byte index of the failure in the record */
+    size_t fail_at;             /* byte index of the failure in the record, plus col0 */
+    size_t col0;                /* bytes of the line before start (NDJSON first line) */
     int bad;                    /* a rule is broken; reason says which */
     char *reason;               /* REASON_MAX bytes */
     struct records_parser *ps;  /* vectors */
@@ -326,7 +330,7 @@ static int syn(struct rp *r, const char *msg)
     if (!r->fail) {
         r->fail = FAIL_SYNTAX;
         r->fail_msg = r->p < r->end ? msg : "unexpected end of the record";
-        r->fail_at = (size_t)(r->p - r->start);
+        r->fail_at = (size_t)(r->p - r->start) + r->col0;
     }
     return -1;
 }
@@ -600,7 +604,7 @@ static int str_scan(struct rp *r, char *o, size_t *len_out, unsigned *flags)
 
 static void bad_utf8_at(struct rp *r, const unsigned char *at)
 {
-    bad(r, NULL, "invalid UTF-8 in a string at column %zu", (size_t)(at - r->start) + 1);
+    bad(r, NULL, "invalid UTF-8 in a string at column %zu", (size_t)(at - r->start) + r->col0 + 1);
 }
 
 static int skip_value(struct rp *r);
@@ -609,7 +613,7 @@ static int open_container(struct rp *r)
 {
     if (++r->depth > MAX_DEPTH) {
         r->fail = FAIL_DEPTH;
-        r->fail_at = (size_t)(r->p - r->start);
+        r->fail_at = (size_t)(r->p - r->start) + r->col0;
         return -1;
     }
     r->p++;
@@ -1256,6 +1260,7 @@ static int handle_record(struct records_parser *p, const unsigned char *d, size_
     r.w = p->arena;
     r.reason = p->reason;
     r.ps = p;
+    r.col0 = ndjson && pos == p->col_line ? p->col0 : 0;
     p->services.len = p->certs.len = p->labs.len = p->accs.len = 0;
     skip_ws(&r);
     if (ndjson && r.p == r.end)
@@ -1565,6 +1570,8 @@ static int decide_ndjson(struct records_parser *p, const unsigned char *rest, si
 
     p->fmt = RECORDS_FORMAT_NDJSON;
     p->line = p->lead_lines + 1;
+    p->col_line = p->line;
+    p->col0 = p->lead_cols;
     if (p->dbuf.len)
         rc = nd_feed(p, p->dbuf.data, p->dbuf.len);
     vec_free(&p->dbuf);
@@ -1605,15 +1612,18 @@ static int detect_feed(struct records_parser *p, const unsigned char *d, size_t 
         if (p->dstate == D_START) {
             if (a < 3 && a == p->bom && c == bom[a]) {
                 p->bom++;
+                p->lead_cols++;
                 continue;
             }
             if (p->bom > 0 && p->bom < 3) { /* a partial BOM: plain bytes after all */
+                p->lead_cols = 0;
                 if (vec_append(&p->dbuf, bom, p->bom))
                     return set_err(p, HC_ENOMEM);
                 return decide_ndjson(p, d + i, n - i);
             }
             if (is_ws(c)) {
                 p->lead_lines += c == '\n';
+                p->lead_cols = c == '\n' ? 0 : p->lead_cols + 1;
                 continue;
             }
             if (c == '[')
@@ -1696,6 +1706,8 @@ int records_finish(struct records_parser *p)
             return HC_OK; /* empty or only whitespace */
         if (p->dstate == D_START && vec_append(&p->dbuf, "\xEF\xBB", p->bom))
             return set_err(p, HC_ENOMEM);
+        if (p->dstate == D_START)
+            p->lead_cols = 0;
         rc = decide_ndjson(p, NULL, 0);
     }
     if (rc == HC_OK)

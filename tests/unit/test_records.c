@@ -454,6 +454,15 @@ static void records_ndjson_lines(void **state)
     log = run("\xEF\xBB\xBF[{\"facility_id\":\"A\"}]", 24, 1);
     assert_true(strncmp(log, "REC 1 id=\"A\"", 12) == 0);
     free(log);
+    /* columns count the bytes detection skipped on the first line */
+    log = runs("\n  {\"facility_id\":\"A\"} x\n");
+    assert_string_equal(log, "BAD 2 not valid JSON: unexpected data after the record at column 23\n"
+                             "rc=0 err= seen=1");
+    free(log);
+    log = run("\xEF\xBB\xBF{\"facility_id\":1,", 20, 1);
+    assert_string_equal(log, "BAD 1 not valid JSON: unexpected end of the record at column 21\n"
+                             "rc=0 err= seen=1");
+    free(log);
     /* a BOM anywhere else is not whitespace */
     log = runs("\n\xEF\xBB\xBF{\"facility_id\":\"A\"}\n");
     assert_string_equal(log,
