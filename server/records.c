@@ -351,8 +351,10 @@ static int peek(const struct rp *r)
     return r->p < r->end ? *r->p : -1;
 }
 
-static void skip_ws(struct rp *r)
+static inline __attribute__((always_inline)) void skip_ws(struct rp *r)
 {
+    if (r->p<r->end && * r->p> ' ')
+        return; /* the common case: no whitespace at all */
     while (r->p < r->end && is_ws(*r->p))
         r->p++;
 }
@@ -875,6 +877,7 @@ static void duplicate(struct rp *r, const struct path *pp, const char *key)
 static int location(struct rp *r)
 {
     static const char *const names[4] = {"address", "city", "state", "zip"};
+    static const size_t lens[4] = {7, 4, 5, 3};
     const char **slots[4] = {&r->rec.address, &r->rec.city, &r->rec.state, &r->rec.zip};
     struct path pp = {"location", -1, NULL, -1};
     unsigned seen = 0;
@@ -901,7 +904,7 @@ static int location(struct rp *r)
             return -1;
         f = -1;
         for (int i = 0; i < 4; i++)
-            if (key_is(r, klen, names[i], strlen(names[i])))
+            if (key_is(r, klen, names[i], lens[i]))
                 f = i;
         if (f < 0) {
             if (skip_value(r))
