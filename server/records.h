@@ -42,15 +42,15 @@
 #define RECORDS_NULL_DATE INT32_MIN /* valid_until was null or missing */
 
 struct record_lab {
-    const char *name;                   /* lab_name, NULL when null or missing */
+    const char *name; /* lab_name, NULL when null or missing */
     size_t n_certifications;
-    const char *const *certifications;  /* n_certifications strings */
+    const char *const *certifications; /* n_certifications strings */
 };
 
 struct record_accreditation {
-    const char *body;      /* accreditation_body, NULL when null or missing */
-    const char *id;        /* accreditation_id, NULL when null or missing */
-    int32_t valid_until;   /* days since 1970-01-01, or RECORDS_NULL_DATE */
+    const char *body;    /* accreditation_body, NULL when null or missing */
+    const char *id;      /* accreditation_id, NULL when null or missing */
+    int32_t valid_until; /* days since 1970-01-01, or RECORDS_NULL_DATE */
 };
 
 /* One valid record. Every pointer is borrowed and valid only during the callback. Strings are
@@ -62,7 +62,7 @@ struct facility_record {
     int64_t employee_count;    /* valid when has_employee_count */
     int has_employee_count;    /* 0 when null or missing */
     const char *address, *city, *state, *zip; /* location fields, NULL when null or missing */
-    size_t n_services;         /* 0 when services is missing, null or empty */
+    size_t n_services;                        /* 0 when services is missing, null or empty */
     const char *const *services;
     size_t n_labs;
     const struct record_lab *labs;
@@ -70,8 +70,12 @@ struct facility_record {
     const struct record_accreditation *accreditations; /* in input order */
 };
 
-enum records_format { RECORDS_FORMAT_UNKNOWN, RECORDS_FORMAT_NDJSON, RECORDS_FORMAT_ARRAY,
-                      RECORDS_FORMAT_WRAPPED };
+enum records_format {
+    RECORDS_FORMAT_UNKNOWN,
+    RECORDS_FORMAT_NDJSON,
+    RECORDS_FORMAT_ARRAY,
+    RECORDS_FORMAT_WRAPPED
+};
 
 struct records_callbacks {
     /* A valid record. Return 0 to go on, or an hc_err to stop parsing with that error. */
