@@ -852,10 +852,12 @@ static int employee_count(struct rp *r)
         bad(r, &pp, "%s is not an integer", snip);
         return 0;
     }
-    if (*s == '-') {
+    if (*s == '-' && !(r->p - s == 2 && s[1] == '0')) { /* -0 is zero */
         bad(r, &pp, "%s is negative", snip);
         return 0;
     }
+    if (*s == '-')
+        s++;
     for (; s < r->p; s++) {
         unsigned dgt = (unsigned)(*s - '0');
         if (v > ((uint64_t)INT64_MAX - dgt) / 10) {
