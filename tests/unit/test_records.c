@@ -490,7 +490,9 @@ static void records_empty_input(void **state)
     assert_int_equal(records_format(p), RECORDS_FORMAT_UNKNOWN);
     assert_int_equal(records_finish(p), HC_OK);
     assert_string_equal(records_error(p), "");
+    assert_int_equal(records_feed(p, "[]", 2), HC_EINVAL); /* no feed after finish */
     records_free(p);
+    records_free(NULL);
 }
 
 static void records_format_detection(void **state)
