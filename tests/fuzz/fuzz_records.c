@@ -390,11 +390,14 @@ static void check_reference(const uint8_t *data, size_t size, size_t max, const 
                             ours);
                     abort();
                 }
-            } else if (!strstr(ours, "nesting deeper")) {
+            } else if (!(ours[0] == 'B' &&
+                         strncmp(strchr(ours, ' ') + 1, "nesting deeper", 14) == 0)) {
                 buf_init(&ref, (size_t)1 << 30);
                 ref_record(j, line, &ref);
-                if (strcmp(ref.data, "B") == 0 ? (ours[0] != 'B' || strstr(ours, "not valid JSON"))
-                                               : strcmp(ref.data, ours) != 0) {
+                if (strcmp(ref.data, "B") == 0
+                        ? (ours[0] != 'B' ||
+                           strncmp(strchr(ours, ' ') + 1, "not valid JSON", 14) == 0)
+                        : strcmp(ref.data, ours) != 0) {
                     fprintf(stderr, "line %zu: reference %s, parser %s\n", line, ref.data, ours);
                     abort();
                 }
