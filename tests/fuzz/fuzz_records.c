@@ -11,7 +11,9 @@
  *
  * Built and run by `make fuzz` (see the Makefile).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* timegm, strndup */
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
