@@ -12,6 +12,7 @@
 # its own cmocka program linked against all of those objects but server/main.o.
 
 VERSION   := 0.1.0
+comma     := ,
 CC        ?= cc
 SANITIZER ?=
 PKGS      := libmicrohttpd jansson libcurl sqlite3 openssl uuid expat
@@ -23,8 +24,6 @@ else
 BUILD     := build/$(subst $(comma),-,$(SANITIZER))
 SANFLAGS  := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
-comma := ,
-
 WARNINGS  := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
              -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef -fno-common \
              -fstack-protector-strong
@@ -53,7 +52,8 @@ $(BUILD)/hcpipe: $(OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Files served or executed from inside the binary (SQL texts, the OpenAPI document, the
 # dashboard) are compiled in, so build/hcpipe is self-contained.

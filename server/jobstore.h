@@ -8,9 +8,12 @@
  *                  |  \-> failed -> dead            (attempts exhausted: the dead-letter list)
  *                  \-> cancelled
  *
- * (a non-transient error goes straight to `failed`; `dead` is a failed job whose attempts are
- * exhausted or that will not be retried). Every function commits before it returns, so a job
- * the API acknowledged survives a crash. All functions are thread-safe. Each returns an hc_err.
+ * The worker's rule: a non-transient error goes straight to `failed`; a transient error is
+ * retried (`retrying`) until max_attempts, then the job is `dead` (the dead-letter list). Both
+ * `failed` and `dead` can be replayed with jobstore_retry(). Every function commits before it
+ * returns, so a job the API acknowledged survives a crash. All functions are thread-safe (one
+ * connection behind a mutex, see jobstore.c). Each returns an hc_err; a transition from a state
+ * that does not allow it returns HC_ECONFLICT, an unknown id HC_EJOBNOTFOUND.
  */
 #ifndef HCPIPE_JOBSTORE_H
 #define HCPIPE_JOBSTORE_H
@@ -95,6 +98,11 @@ struct job_filter {
  * for a malformed cursor. */
 int jobstore_list(struct jobstore *js, const struct job_filter *f, struct job ***jobs_out,
                   size_t *n_out, char **next_cursor_out);
+
+/* The jobs an event made, oldest first (for the events module: an event delivered twice makes one
+ * job). Frees as for jobstore_list(); *n_out is 0 when none. */
+int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job ***jobs_out,
+                           size_t *n_out);
 
 /* Atomically claims the oldest runnable job (queued or retrying, next_run_ms <= now_ms), moving
  * it to running with attempts + 1. HC_ENOTFOUND when none is runnable. Caller frees *out. */
