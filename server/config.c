@@ -2,9 +2,10 @@
  * config.c: `hcpipe serve` settings.
  *
  * The settings are a table (flag, environment variable, setter). config_load() sets the
- * defaults, applies every HCPIPE_* variable that is set, then the flags, so a flag always beats
- * the environment. Each setter validates its text and says what it expected; the loader turns
- * that into one message naming the setting as the user wrote it (the flag or the variable).
+ * defaults, applies every HCPIPE_* variable that is set and whose flag is not given, then the
+ * flags, so a flag always beats the environment (even a bad value there). Each setter validates its
+ * text and says what it expected; the loader turns that into one message naming the setting as the
+ * user wrote it (the flag or the variable).
  */
 #include "server/config.h"
 
@@ -354,23 +355,20 @@ static int apply(struct config *cfg, setter set, const char *name, const char *v
 
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+    enum { MAX_FLAGS = 256 };
     const size_t n = sizeof settings / sizeof settings[0];
-    int seeds_from_flags = 0;
+    const struct setting *flag_set[MAX_FLAGS];
+    const char *flag_val[MAX_FLAGS];
+    int given[sizeof settings / sizeof settings[0]] = {0};
+    size_t nflags = 0;
 
     if (set_defaults(cfg) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *val = getenv(settings[i].env);
-        const struct setting *s = &settings[i];
-        if (!val)
-            continue;
-        if (apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, err, errlen) != 0)
-            return -1;
-    }
+    /* Pass 1: read the flags, so a variable whose flag is given is never looked at. */
     for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a], *eq, *val;
+        const char *arg = argv[a], *eq;
         const struct setting *s = NULL;
         size_t flen;
 
@@ -378,30 +376,45 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
             return 1;
         eq = strchr(arg, '=');
         flen = eq ? (size_t)(eq - arg) : strlen(arg);
-        for (size_t i = 0; i < n && !s; i++)
-            if (strlen(settings[i].flag) == flen && strncmp(settings[i].flag, arg, flen) == 0)
+        for (size_t i = 0; i < n && !s; i++) {
+            if (strlen(settings[i].flag) == flen && strncmp(settings[i].flag, arg, flen) == 0) {
                 s = &settings[i];
+                given[i] = 1;
+            }
+        }
         if (!s) {
             snprintf(err, errlen, "unknown option \"%s\" (see hcpipe serve --help)", arg);
             return -1;
         }
+        if (nflags == MAX_FLAGS) {
+            snprintf(err, errlen, "too many options");
+            return -1;
+        }
+        flag_set[nflags] = s;
         if (!s->has_value) {
-            val = eq ? eq + 1 : "1";
+            flag_val[nflags] = eq ? eq + 1 : "1";
         } else if (eq) {
-            val = eq + 1;
+            flag_val[nflags] = eq + 1;
         } else if (a + 1 < argc) {
-            val = argv[++a];
+            flag_val[nflags] = argv[++a];
         } else {
             snprintf(err, errlen, "option %s needs a value", s->flag);
             return -1;
         }
-        if (s->set == add_seed && !seeds_from_flags) {
-            clear_seeds(cfg); /* --seed replaces HCPIPE_SEED */
-            seeds_from_flags = 1;
-        }
-        if (apply(cfg, s->set, s->flag, val, err, errlen) != 0)
+        nflags++;
+    }
+    /* Pass 2: the environment, for the settings no flag gave. */
+    for (size_t i = 0; i < n; i++) {
+        const struct setting *s = &settings[i];
+        const char *val = given[i] ? NULL : getenv(s->env);
+
+        if (val && apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, err, errlen) != 0)
             return -1;
     }
+    /* Pass 3: the flags, in order (--seed accumulates). */
+    for (size_t f = 0; f < nflags; f++)
+        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], err, errlen) != 0)
+            return -1;
     return 0;
 }
 

@@ -97,6 +97,19 @@ static void config_bad_env_names_variable(void **state)
     config_free(&cfg);
 }
 
+static void config_flag_hides_bad_env(void **state)
+{
+    struct config cfg;
+    char err[256];
+    const char *const argv[] = {"serve", "--workers", "4", NULL};
+
+    (void)state;
+    setenv("HCPIPE_WORKERS", "abc", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, argv), 0);
+    assert_int_equal(cfg.workers, 4);
+    config_free(&cfg);
+}
+
 static void config_bad_flag_names_flag(void **state)
 {
     struct config cfg;
@@ -182,6 +195,7 @@ int main(void)
         cmocka_unit_test_setup(config_defaults, clear_env),
         cmocka_unit_test_setup(config_flag_beats_env, clear_env),
         cmocka_unit_test_setup(config_bad_env_names_variable, clear_env),
+        cmocka_unit_test_setup(config_flag_hides_bad_env, clear_env),
         cmocka_unit_test_setup(config_bad_flag_names_flag, clear_env),
         cmocka_unit_test_setup(config_seeds_env_and_flags, clear_env),
         cmocka_unit_test_setup(config_help, clear_env),
