@@ -813,6 +813,7 @@ int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t 
     err = prepare(js,
                   "UPDATE jobs SET state = :state, error = :error, updated_ms = :now,"
                   " next_run_ms = CASE WHEN :retry >= 0 THEN :retry ELSE next_run_ms END,"
+                  " handle = CASE WHEN :retry >= 0 THEN NULL ELSE handle END,"
                   " finished_ms = CASE WHEN :retry >= 0 THEN 0 ELSE :now END"
                   " WHERE id = :id AND state = 'running'",
                   &st);
@@ -839,11 +840,15 @@ int jobstore_cancel(struct jobstore *js, const char *id, struct job **out)
     if (out)
         *out = NULL;
     pthread_mutex_lock(&js->lock);
-    /* A job nobody runs is cancelled at once; a running one is flagged for its worker. */
+    /* A job nobody runs is cancelled at once. A running one, or a queued one that was
+     * interrupted mid-run (it has a handle: its engine query may still be going), is flagged for
+     * a worker, which stops the engine's query first. */
     err = prepare(js,
                   "UPDATE jobs SET cancel_requested = 1, updated_ms = :now,"
-                  " state = CASE WHEN state = 'running' THEN 'running' ELSE 'cancelled' END,"
-                  " finished_ms = CASE WHEN state = 'running' THEN finished_ms ELSE :now END"
+                  " state = CASE WHEN state = 'running' OR handle IS NOT NULL THEN state"
+                  "   ELSE 'cancelled' END,"
+                  " finished_ms = CASE WHEN state = 'running' OR handle IS NOT NULL"
+                  "   THEN finished_ms ELSE :now END"
                   " WHERE id = :id AND state IN ('queued', 'retrying', 'running')",
                   &st);
     if (!err) {

@@ -114,13 +114,17 @@ int jobstore_set_handle(struct jobstore *js, const char *id, const char *handle)
 /* running -> succeeded, with the engine's statistics (borrowed) and the result's row count. */
 int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_t row_count);
 
-/* running -> retrying (when retry_at_ms >= 0) or failed/dead (retry_at_ms < 0; dead when
- * `dead`), storing the problem document (borrowed). */
+/* running -> retrying (when retry_at_ms >= 0: next_run_ms = retry_at_ms, and the handle is
+ * cleared so the next attempt starts a new query) or failed/dead (retry_at_ms < 0; dead when
+ * `dead`; the handle is kept), storing the problem document (borrowed). */
 int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
                   int dead);
 
 /* Asks for cancellation: a queued/retrying job becomes cancelled at once; a running job gets
- * cancel_requested (the worker finishes it). HC_ECONFLICT for a job in a final state. */
+ * cancel_requested (the worker finishes it), and so does a queued job that still has an engine
+ * handle (it was interrupted mid-run by a restart: the worker that claims it stops the engine's
+ * query, then marks it cancelled). Idempotent on a job already flagged. HC_ECONFLICT for a job
+ * in a final state. */
 int jobstore_cancel(struct jobstore *js, const char *id, struct job **out);
 
 /* running -> cancelled (called by the worker once the engine stopped). */

@@ -367,6 +367,7 @@ static void jobstore_transitions_and_conflicts(void **state)
     assert_int_equal(got->state, JOB_RETRYING);
     assert_int_equal(got->next_run_ms, fake_now + 5000);
     assert_int_equal(got->finished_ms, 0);
+    assert_null(got->handle); /* the next attempt starts a new query */
     assert_string_equal(json_string_value(json_object_get(got->error, "detail")), "try later");
     job_free(got);
     assert_int_equal(jobstore_claim(fx->js, fake_now + 4999, &got), HC_ENOTFOUND);
@@ -374,8 +375,13 @@ static void jobstore_transitions_and_conflicts(void **state)
     got = claim_expect(fx->js, j->id);
     assert_int_equal(got->attempts, 2);
     job_free(got);
+    assert_int_equal(jobstore_set_handle(fx->js, j->id, "handle-2"), HC_OK);
     assert_int_equal(jobstore_fail(fx->js, j->id, problem, -1, 0), HC_OK);
-    assert_int_equal(state_of(fx->js, j->id), JOB_FAILED);
+    assert_int_equal(jobstore_get(fx->js, j->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_FAILED);
+    assert_string_equal(got->handle, "handle-2"); /* kept for diagnosis */
+    assert_int_not_equal(got->finished_ms, 0);
+    job_free(got);
     assert_int_equal(jobstore_cancel(fx->js, j->id, NULL), HC_ECONFLICT);
     assert_int_equal(jobstore_succeed(fx->js, j->id, NULL, 1), HC_ECONFLICT);
     assert_int_equal(jobstore_retry(fx->js, j->id, &got), HC_OK);
@@ -456,6 +462,15 @@ static void jobstore_recover_after_crash_keeps_handle(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(jobstore_recover(fx->js, &n), HC_OK);
     assert_int_equal(n, 0);
+    /* Cancelling a recovered job (it has a handle) flags it for a worker instead. */
+    assert_int_equal(jobstore_cancel(fx->js, a->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_QUEUED);
+    assert_int_equal(got->cancel_requested, 1);
+    job_free(got);
+    got = claim_expect(fx->js, a->id);
+    assert_int_equal(got->cancel_requested, 1);
+    job_free(got);
+    assert_int_equal(jobstore_mark_cancelled(fx->js, a->id), HC_OK);
     job_free(a);
     job_free(b);
 }
