@@ -455,6 +455,21 @@ def test_restart_after_kill9():
         assert state == "running", "the job was %s when the server was killed" % state
         srv.kill9()
         second = Server(d, ["--workers", "1"])
+        # While it runs again, GET /jobs/{id} shows live progress from the worker.
+        running = with_progress = 0
+        deadline = time.time() + 120 * SLOW
+        while time.time() < deadline:
+            doc = second.json("GET", "/jobs/" + job["id"])[2]
+            if doc["state"] != "running" and doc["state"] != "queued":
+                break
+            if doc["state"] == "running":
+                running += 1
+                if "progress" in doc:
+                    with_progress += 1
+                    assert {"bytes_read", "records_read"} <= set(doc["progress"]), doc
+            time.sleep(0.01)
+        assert with_progress > 0 or running <= 2, (running, with_progress)
+        print("  restart: %d polls saw the job running, %d with progress" % (running, with_progress))
         done = second.wait_job(job["id"], timeout=120)
         assert done["attempts"] >= 2, done  # the interrupted attempt and the one that finished
         status, _, doc = second.json("GET", "/jobs/%s/result.json" % job["id"])
