@@ -24,7 +24,8 @@ import traceback
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
-SLOW = 3 if os.environ.get("SANITIZER") else 1  # sanitizer builds run slower
+VALGRIND = os.environ.get("VALGRIND") == "1"  # VALGRIND=1 runs every server under valgrind
+SLOW = 10 if VALGRIND else 3 if os.environ.get("SANITIZER") else 1  # slower builds wait longer
 PROBLEM = "https://hcpipe.dev/problems/"
 AS_OF = "2026-11-27"
 
@@ -47,15 +48,18 @@ def make_data_dir():
 class Server:
     """One hcpipe serve process."""
 
-    def __init__(self, data_dir, args=(), env=None):
+    def __init__(self, data_dir, args=(), env=None, host="127.0.0.1"):
         self.data_dir = data_dir
+        self.host = host
         self.port = free_port()
         self.log_path = os.path.join(data_dir, "server-%d.log" % self.port)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
         full_env.update(env or {})
         self.log = open(self.log_path, "wb")
+        prefix = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full"] if VALGRIND else []
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir]
+            prefix + [BIN, "serve", "--listen",
+                      ("[%s]:%d" if ":" in host else "%s:%d") % (host, self.port), "--data-dir", data_dir]
             + list(args),
             stdout=self.log, stderr=self.log, env=full_env)
         self.wait_ready()
@@ -81,7 +85,7 @@ class Server:
 
     def request(self, method, path, body=None, headers=None):
         """Returns (status, headers as a lower-cased dict, body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30 * SLOW)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30 * SLOW)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
@@ -373,6 +377,8 @@ def test_request_id_and_openapi():
     assert status == 200 and hdrs["x-request-id"] == "abc-123", hdrs
     status, hdrs, _ = S.request("GET", "/healthz", headers={"X-Request-Id": "bad id\x01"})
     assert status == 200 and len(hdrs["x-request-id"]) == 36, hdrs
+    status, hdrs, body = S.request("HEAD", "/jobs?limit=1")
+    assert status == 200 and body == b"" and int(hdrs["content-length"]) > 0, hdrs
     status, hdrs, doc = S.json("GET", "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.1") and "/jobs" in doc["paths"], status
     status, _, _ = S.request("GET", "/openapi.json", headers={"If-None-Match": hdrs["etag"]})
@@ -488,6 +494,61 @@ def test_restart_after_kill9():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_sigterm_mid_job():
+    """SIGTERM while a job runs: the service exits 0 at a safe point, and the next start
+    finishes the job."""
+    d = make_data_dir()
+    source = big_input(d, 80000)
+    srv = Server(d, ["--workers", "1"])
+    second = None
+    try:
+        job = srv.submit(query="facility_metrics", source=source)
+        deadline, state = time.time() + 30 * SLOW, None
+        while time.time() < deadline:
+            state = srv.json("GET", "/jobs/" + job["id"])[2]["state"]
+            if state != "queued":
+                break
+            time.sleep(0.005)
+        assert state == "running", state
+        t0 = time.time()
+        assert srv.stop() == 0
+        assert time.time() - t0 < 20 * SLOW, "shutdown took %.1fs" % (time.time() - t0)
+        assert "shutting down" in srv.read_log() and '"stopped"' in srv.read_log()
+        second = Server(d, ["--workers", "1"])
+        done = second.wait_job(job["id"], timeout=120)
+        status, _, doc = second.json("GET", "/jobs/%s/result.json" % job["id"])
+        assert status == 200 and doc["row_count"] == 80000, doc["row_count"]
+        assert done["state"] == "succeeded"
+        assert second.stop() == 0
+    finally:
+        for s in (srv, second):
+            if s and s.alive():
+                s.kill9()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ipv6_listen():
+    """--listen [::1]:PORT serves on IPv6 loopback (skipped where the machine has none)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        print("  no IPv6 loopback here: nothing to check")
+        return
+    d = make_data_dir()
+    srv = None
+    try:
+        srv = Server(d, [], host="::1")
+        status, _, doc = srv.json("GET", "/healthz")
+        assert status == 200 and doc == {"status": "ok"}, doc
+        assert '"listen":"[::1]:%d"' % srv.port in srv.read_log()
+        assert srv.stop() == 0
+    finally:
+        if srv and srv.alive():
+            srv.kill9()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run_cli(args, env=None):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
     full_env.update(env or {})
@@ -585,6 +646,8 @@ OWN_SERVER = [
     test_seed_jobs_at_start,
     test_cancel_queued_and_running,
     test_restart_after_kill9,
+    test_sigterm_mid_job,
+    test_ipv6_listen,
 ]
 
 
