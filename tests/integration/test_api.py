@@ -247,9 +247,43 @@ def test_bad_json_400():
     assert_problem(status, hdrs, body, 400, "invalid-json")
 
 
+def raw_exchange(port, head):
+    """Sends raw request headers and reads the response without sending any body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW) as s:
+        s.sendall(head)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_end = data.index(b"\r\n\r\n")
+        lines = data[:head_end].decode().split("\r\n")
+        hdrs = {k.strip().lower(): v.strip() for k, v in
+                (line.split(":", 1) for line in lines[1:])}
+        body = data[head_end + 4:]
+        while len(body) < int(hdrs.get("content-length", 0)):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(lines[0].split()[1]), hdrs, body
+
+
 def test_oversize_body_413():
     big = b'{"query": "' + b"x" * (1 << 20) + b'"}'
-    status, hdrs, body = S.request("POST", "/jobs", big, {"Content-Type": "application/json"})
+    for _ in range(5):  # the answer must reach the client every time
+        status, hdrs, body = S.request("POST", "/jobs", big, {"Content-Type": "application/json"})
+        assert_problem(status, hdrs, body, 413, "payload-too-large")
+    # Other errors found on the headers also reach a client that is still sending its body.
+    status, hdrs, body = S.request("POST", "/nowhere", big)
+    assert_problem(status, hdrs, body, 404, "not-found")
+    status, hdrs, body = S.request("PUT", "/jobs", big)
+    assert_problem(status, hdrs, body, 405, "method-not-allowed")
+    # A client that waits for "100 Continue" gets the 413 before it sends the body.
+    status, hdrs, body = raw_exchange(S.port, (
+        b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"))
     assert_problem(status, hdrs, body, 413, "payload-too-large")
 
     # Chunked, so the server only finds out while reading.
