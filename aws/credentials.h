@@ -8,14 +8,15 @@
 #ifndef HCPIPE_CREDENTIALS_H
 #define HCPIPE_CREDENTIALS_H
 
+#include <stddef.h>
 #include <time.h>
 
 struct aws_credentials {
     char *access_key_id;
     char *secret_access_key;
-    char *session_token;   /* NULL for long-term keys */
-    time_t expiration;     /* 0 = does not expire */
-    const char *source;    /* "env", "shared-file", "container", "imds" (static) */
+    char *session_token; /* NULL for long-term keys */
+    time_t expiration;   /* 0 = does not expire */
+    const char *source;  /* "env", "shared-file", "container", "imds" (static) */
 };
 
 /* Wipes and frees the members (not the struct). */
@@ -30,7 +31,12 @@ void aws_credentials_provider_free(struct aws_credentials_provider *p);
 
 /* Copies current credentials into *out (clear with aws_credentials_clear()), refreshing them when
  * they expire within 5 minutes. Returns 0, or -1 with a message (no secrets) in err. */
-int aws_credentials_get(struct aws_credentials_provider *p, struct aws_credentials *out,
-                        char *err, size_t errlen);
+int aws_credentials_get(struct aws_credentials_provider *p, struct aws_credentials *out, char *err,
+                        size_t errlen);
+
+/* The `region` of the current profile (AWS_PROFILE, else AWS_DEFAULT_PROFILE, else "default")
+ * in the config file ($AWS_CONFIG_FILE, default ~/.aws/config) into out. Returns 0, or -1 when
+ * there is none (out is then ""). */
+int aws_profile_region(char *out, size_t outlen);
 
 #endif
