@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,6 +465,62 @@ static void engine_local_cancel_and_deadline(void **state)
     outcome_free(&o);
 }
 
+/* Two threads at once: loads serialise on the write lock, queries run side by side. */
+struct thread_job {
+    const char *source;
+    struct outcome o;
+};
+
+static void *thread_main(void *arg)
+{
+    struct thread_job *tj = arg;
+
+    tj->o = run("accredited_by_state", tj->source, "2026-08-31");
+    return NULL;
+}
+
+static void engine_local_threads(void **state)
+{
+    struct buf b;
+    struct thread_job jobs[4] = {{"s3://bk1/t1.ndjson", {0}},
+                                 {"s3://bk1/t2.ndjson", {0}},
+                                 {"s3://bk1/t1.ndjson", {0}},
+                                 {"s3://bk1/q.ndjson", {0}}};
+    pthread_t th[4];
+    struct outcome o;
+
+    (void)state;
+    for (int k = 1; k <= 2; k++) {
+        char key[32];
+
+        buf_init(&b, 1 << 24);
+        for (int i = 0; i < 3000; i++)
+            buf_printf(&b,
+                       "{\"facility_id\":\"T%d-%d\",\"location\":{\"state\":\"S%d\"},"
+                       "\"employee_count\":1,\"accreditations\":[{\"valid_until\":"
+                       "\"2030-01-01\"}]}\n",
+                       k, i, k);
+        snprintf(key, sizeof key, "t%d.ndjson", k);
+        put_object("bk1", key, b.data);
+        buf_free(&b);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread_main, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(jobs[i].o.err, HC_OK);
+        outcome_free(&jobs[i].o);
+    }
+    o = run("accredited_by_state", NULL, "2026-08-31");
+    assert_string_equal(o.rows, "S1|3000|3000|3000\n"
+                                "S2|3000|3000|3000\n"
+                                "CA|2|150|5\n"
+                                "TX|1|1|3\n"
+                                "\xc3\x96S|1|7|1\n"
+                                "NULL|1|0|1\n");
+    outcome_free(&o);
+}
+
 static void engine_local_catalog(void **state)
 {
     const char *const *names = engine_query_names();
@@ -491,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(engine_local_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_local_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_local_cancel_and_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_local_threads, setup, teardown),
         cmocka_unit_test(engine_local_catalog),
     };
 
