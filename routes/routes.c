@@ -200,7 +200,9 @@ enum MHD_Result route_dispatch(struct request *req)
 {
     enum reply_result r;
 
-    if (req->pending) {
+    if (req->pending || !req->route) {
+        /* An answer found on the headers (NULL when building it ran out of memory, which
+         * reply_problem_doc() answers with a fixed 500). */
         json_t *problem = req->pending;
         req->pending = NULL; /* reply_problem_doc() steals it */
         return reply_problem_doc(req, problem, req->pending_allow[0] ? MHD_HTTP_HEADER_ALLOW : NULL,
