@@ -421,8 +421,15 @@ static void states_free(struct states *t)
 
 static struct cell *cells_slot(struct cell *v, size_t cap, int32_t st, int32_t date)
 {
-    uint64_t h = ((uint64_t)(uint32_t)st << 32 | (uint32_t)date) * 0x9e3779b97f4a7c15ULL;
-    size_t i = (size_t)(h >> 20) & (cap - 1);
+    uint64_t h = (uint64_t)(uint32_t)st << 32 | (uint32_t)date;
+    size_t i;
+
+    h ^= h >> 33; /* murmur3's finaliser: every key bit reaches the low bits */
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    i = (size_t)h & (cap - 1);
 
     while (v[i].st && (v[i].st != st || v[i].date != date))
         i = (i + 1) & (cap - 1);
