@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev time"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
