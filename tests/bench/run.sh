@@ -61,12 +61,14 @@ RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
 # ---- generator and data file -------------------------------------------------------------
-GEN=$CACHE/gen
-if [ ! -x "$GEN" ] || [ "$HERE/gen.c" -nt "$GEN" ]; then
-    echo "bench: building the generator"
-    cc -std=c11 -O2 -Wall -Wextra -Werror -o "$GEN" "$HERE/gen.c"
-fi
 GENSUM=$(sha256sum "$HERE/gen.c" | cut -c1-12)
+GEN=$CACHE/gen-$GENSUM
+if [ ! -x "$GEN" ]; then
+    echo "bench: building the generator"
+    rm -f "$CACHE"/gen-*
+    cc -std=c11 -O2 -Wall -Wextra -Werror -o "$GEN.tmp" "$HERE/gen.c"
+    mv "$GEN.tmp" "$GEN"
+fi
 DATA=$CACHE/facilities-$RECORDS-$SEED-$GENSUM.ndjson
 STAMP=$DATA.size
 if [ -f "$DATA" ] && [ -f "$STAMP" ] && [ "$(wc -c <"$DATA")" -eq "$(cat "$STAMP")" ]; then
