@@ -2,8 +2,8 @@
 //
 // Input: a tab-separated file, one measurement a line:
 //   meta   <key> <value>
-//   hcpipe cold|warm <query> <seconds> <maxrss_kb> <rows>
-//   duckdb explicit|auto <threads> <query> <seconds> <rows>
+//   hcpipe cold|warm <query> <seconds> <maxrss_kb> <rows> <cpu seconds>
+//   duckdb explicit|auto <threads> <query> <seconds> <rows> <cpu seconds>
 //   duckdb-version <version>
 //   check  <query> <which> agree|differ <rows a> <rows b> <sum a> <sum b>
 // Output: a human-readable table, the ratios against the targets of issue 2 (each marked met or
@@ -28,14 +28,14 @@ for (const line of readFileSync(process.argv[2], 'utf8').split('\n')) {
     if (f[0] === 'meta') meta[f[1]] = f[2];
     else if (f[0] === 'duckdb-version') duckVersion = f[1];
     else if (f[0] === 'hcpipe') {
-        const m = { seconds: Number(f[3]), maxrss_kb: Number(f[4]), rows: Number(f[5]) };
+        const m = { seconds: Number(f[3]), maxrss_kb: Number(f[4]), rows: Number(f[5]), cpu: Number(f[6]) };
         if (f[1] === 'cold') hcpipe.cold = m;
         else hcpipe.warm[f[2]] = m;
     } else if (f[0] === 'duckdb') {
-        const [, schema, threads, query, seconds, rows] = f;
+        const [, schema, threads, query, seconds, rows, cpu] = f;
         duck[schema] ??= {};
         duck[schema][threads] ??= {};
-        duck[schema][threads][query] = { seconds: Number(seconds), rows: Number(rows) };
+        duck[schema][threads][query] = { seconds: Number(seconds), rows: Number(rows), cpu: Number(cpu) };
     } else if (f[0] === 'check') {
         checks.push({ query: f[1], against: f[2], verdict: f[3], rows: [f[4], f[5]] });
     }
@@ -70,18 +70,18 @@ out.push(`hcpipe benchmark: ${meta.records} records, ${mb.toFixed(1)} MB NDJSON 
     `as_of ${meta.as_of}, ${meta.cpus} CPUs, load average ${meta.loadavg_before} -> ${meta.loadavg_after}`);
 out.push(`DuckDB ${duckVersion ?? '?'} via @duckdb/node-api, read_json over the same file (page cache warm for both)`);
 out.push('');
-out.push(`${pad('engine', 34)}${pad('query', 26)}${lpad('wall', 10)}${lpad('rows', 10)}   notes`);
-out.push('-'.repeat(96));
+out.push(`${pad('engine', 34)}${pad('query', 26)}${lpad('wall', 10)}${lpad('cpu', 10)}${lpad('rows', 10)}   notes`);
+out.push('-'.repeat(106));
 if (cold) {
     out.push(`${pad('hcpipe cold (load + query)', 34)}${pad('accredited_by_state', 26)}` +
-        `${lpad(fmtS(cold.seconds), 10)}${lpad(cold.rows, 10)}   peak RSS ${coldRssMb.toFixed(1)} MiB, ` +
+        `${lpad(fmtS(cold.seconds), 10)}${lpad(fmtS(cold.cpu), 10)}${lpad(cold.rows, 10)}   peak RSS ${coldRssMb.toFixed(1)} MiB, ` +
         `${loadMbS.toFixed(1)} MB/s (load only ~${(mb / loadOnlyS).toFixed(1)} MB/s)`);
 }
 for (const q of QUERIES) {
     const w = hcpipe.warm[q];
     if (w) {
         out.push(`${pad('hcpipe warm (loaded warehouse)', 34)}${pad(q, 26)}${lpad(fmtS(w.seconds), 10)}` +
-            `${lpad(w.rows, 10)}   peak RSS ${(w.maxrss_kb / 1024).toFixed(1)} MiB`);
+            `${lpad(fmtS(w.cpu), 10)}${lpad(w.rows, 10)}   peak RSS ${(w.maxrss_kb / 1024).toFixed(1)} MiB`);
     }
 }
 for (const schema of Object.keys(duck)) {
@@ -90,7 +90,7 @@ for (const schema of Object.keys(duck)) {
             const m = duck[schema][threads][q];
             if (m) {
                 out.push(`${pad(`duckdb ${schema} ${threads} thread${threads === '1' ? '' : 's'}`, 34)}` +
-                    `${pad(q, 26)}${lpad(fmtS(m.seconds), 10)}${lpad(m.rows, 10)}`);
+                    `${pad(q, 26)}${lpad(fmtS(m.seconds), 10)}${lpad(fmtS(m.cpu), 10)}${lpad(m.rows, 10)}`);
             }
         }
     }
@@ -130,6 +130,21 @@ for (const t of targets) {
     out.push(`  ${pad(t.name, 58)}${lpad(shown, 9)}   target ${pad(t.target, 10)} ${t.met ? 'MET' : 'NOT MET'}   ${t.detail}`);
 }
 
+// The same comparisons in CPU time (user + system of the whole process): less sensitive to other
+// load on a shared machine than wall time, shown as information only.
+const cpuRatios = {};
+{
+    const d = duckBest('2', 'accredited_by_state');
+    cpuRatios.cold_accredited_by_state = round(d && cold ? d.cpu / cold.cpu : NaN, 2);
+    for (const q of QUERIES) {
+        const dq = duckBest('2', q);
+        const w = hcpipe.warm[q];
+        cpuRatios[`warm_${q}`] = round(dq && w ? dq.cpu / w.cpu : NaN, 2);
+    }
+}
+out.push('  CPU-time ratios (DuckDB 2 threads / hcpipe, information): ' +
+    Object.entries(cpuRatios).map(([k, v]) => `${k} ${fmtX(v)}`).join(', '));
+
 const differ = checks.filter((c) => c.verdict !== 'agree');
 out.push('');
 if (checks.length === 0) out.push('Answers: NOT CHECKED (no results to compare)');
@@ -150,15 +165,16 @@ const json = {
     as_of: meta.as_of, cpus: Number(meta.cpus), loadavg_before: meta.loadavg_before,
     loadavg_after: meta.loadavg_after, warehouse_mb: round(Number(meta.warehouse_kb) / 1024, 1),
     hcpipe: {
-        cold_s: cold?.seconds ?? null, cold_peak_rss_mib: round(coldRssMb, 1),
+        cold_s: cold?.seconds ?? null, cold_cpu_s: cold?.cpu ?? null, cold_peak_rss_mib: round(coldRssMb, 1),
         load_mb_s: round(loadMbS, 1), load_only_mb_s_estimate: round(mb / loadOnlyS, 1),
         warm_s: Object.fromEntries(QUERIES.map((q) => [q, hcpipe.warm[q]?.seconds ?? null])),
+        warm_cpu_s: Object.fromEntries(QUERIES.map((q) => [q, hcpipe.warm[q]?.cpu ?? null])),
         rows: Object.fromEntries(QUERIES.map((q) => [q, hcpipe.warm[q]?.rows ?? null])),
     },
     duckdb: { version: duckVersion, runs: duck },
     ratios: { cold_vs_duckdb_t2: round(coldRatio, 2),
         cold_vs_duckdb_t1: round(coldVs1 && cold ? coldVs1.seconds / cold.seconds : NaN, 2),
-        warm_vs_duckdb_t2: warmRatios },
+        warm_vs_duckdb_t2: warmRatios, cpu_time_vs_duckdb_t2: cpuRatios },
     targets: Object.fromEntries(targets.map((t) => [t.name, { value: t.value, target: t.target, met: t.met }])),
     results_agree: checks.length > 0 && differ.length === 0,
 };

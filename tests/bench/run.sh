@@ -102,10 +102,10 @@ fi
 
 # ---- hcpipe -------------------------------------------------------------------------------
 # timed NAME QUERY: runs one hcpipe job on $WORK/d1 under /usr/bin/time, writing the result to
-# $WORK/hcpipe-NAME-QUERY.csv and "SECONDS MAXRSS_KB" to $WORK/time.out.
+# $WORK/hcpipe-NAME-QUERY.csv; prints "WALL_S MAXRSS_KB USER_S SYS_S".
 timed() {
     out=$WORK/hcpipe-$1-$2.csv
-    if ! /usr/bin/time -f '%e %M' -o "$WORK/time.out" "$BIN" run --query "$2" --source "$DATA" \
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.out" "$BIN" run --query "$2" --source "$DATA" \
         --data-dir "$WORK/d1" --as-of "$AS_OF" --format csv --output "$out" \
         >"$WORK/stdout.txt" 2>"$WORK/stderr.txt"; then
         echo "bench: hcpipe run --query $2 failed:" >&2
@@ -122,6 +122,15 @@ rows_of() {
     echo $(($(wc -l <"$1") - 1))
 }
 
+# record NAME QUERY "WALL_S MAXRSS_KB USER_S SYS_S": one hcpipe line of the results file.
+record() {
+    # shellcheck disable=SC2086 # the measurement is split into its four fields on purpose
+    set -- "$1" "$2" $3
+    printf 'hcpipe\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
+        "$(rows_of "$WORK/hcpipe-$1-$2.csv")" "$(awk -v u="$5" -v s="$6" 'BEGIN { print u + s }')" \
+        >>"$RESULTS"
+}
+
 echo "bench: hcpipe cold: load + accredited_by_state"
 best=""
 r=0
@@ -133,8 +142,7 @@ while [ "$r" -lt "$REPEAT" ]; do
     fi
     r=$((r + 1))
 done
-printf 'hcpipe\tcold\taccredited_by_state\t%s\t%s\t%s\n' "${best%% *}" "${best##* }" \
-    "$(rows_of "$WORK/hcpipe-cold-accredited_by_state.csv")" >>"$RESULTS"
+record cold accredited_by_state "$best"
 du -sk "$WORK/d1" | awk '{ printf "meta\twarehouse_kb\t%s\n", $1 }' >>"$RESULTS"
 
 for q in $QUERIES; do
@@ -148,8 +156,7 @@ for q in $QUERIES; do
         fi
         r=$((r + 1))
     done
-    printf 'hcpipe\twarm\t%s\t%s\t%s\t%s\n' "$q" "${best%% *}" "${best##* }" \
-        "$(rows_of "$WORK/hcpipe-warm-$q.csv")" >>"$RESULTS"
+    record warm "$q" "$best"
 done
 
 # ---- DuckDB -------------------------------------------------------------------------------

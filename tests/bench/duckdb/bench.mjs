@@ -13,7 +13,7 @@
 // have the same semantics whatever auto-detection decides.
 //
 // Output: one tab-separated line per measurement on stdout,
-//   duckdb <schema> <threads> <query> <seconds> <rows>
+//   duckdb <schema> <threads> <query> <seconds> <rows> <cpu seconds, user + system>
 // and a line `duckdb-version <version>` first.
 //
 // Usage: node bench.mjs --file F --as-of YYYY-MM-DD --out DIR [--threads 1,2]
@@ -109,11 +109,14 @@ async function measure(opts, schema, threads, query) {
         const sql = `COPY (${QUERIES[query](source(opts.file, schema), opts.as_of)}) TO ${sqlString(
             out
         )} (FORMAT csv, HEADER true)`;
+        const c0 = process.cpuUsage();
         const t0 = process.hrtime.bigint();
         const reader = await conn.runAndReadAll(sql);
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const c1 = process.cpuUsage(c0);
+        const cpu = (c1.user + c1.system) / 1e6;
         const rows = Number(reader.getRows()[0][0]);
-        return { seconds, rows };
+        return { seconds, rows, cpu };
     } finally {
         conn.closeSync();
         instance.closeSync();
@@ -139,7 +142,7 @@ async function main() {
                     if (best === null || m.seconds < best.seconds) best = m;
                 }
                 console.log(
-                    ['duckdb', schema, threads, query, best.seconds.toFixed(3), best.rows].join('\t')
+                    ['duckdb', schema, threads, query, best.seconds.toFixed(3), best.rows, best.cpu.toFixed(3)].join('\t')
                 );
             }
         }
