@@ -54,6 +54,26 @@ static const char *const migrations[] = {
     " WITHOUT ROWID;",
     /* version 2: the record's position in its object, to report repeated facility_ids */
     "ALTER TABLE facilities ADD COLUMN position INTEGER;",
+    /* version 3: per-state summaries of the current facilities, for accredited_by_state on the
+     * whole dataset without scanning it (see apply_delta()) */
+    "CREATE TABLE state_valid("
+    " null_state INTEGER NOT NULL, state TEXT NOT NULL, max_until INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, emp INTEGER NOT NULL,"
+    " PRIMARY KEY(null_state, state, max_until)) WITHOUT ROWID;"
+    "CREATE TABLE state_acc("
+    " null_state INTEGER NOT NULL, state TEXT NOT NULL, valid_until INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY(null_state, state, valid_until)) WITHOUT ROWID;"
+    "INSERT INTO state_valid"
+    " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, count(*),"
+    " sum(coalesce(f.employee_count, 0))"
+    " FROM (SELECT fac, max(valid_until) AS mx FROM accreditations GROUP BY fac) AS m"
+    " JOIN facilities AS f ON f.id = m.fac WHERE f.cur = 1 AND m.mx IS NOT NULL"
+    " GROUP BY 1, 2, 3;"
+    "INSERT INTO state_acc"
+    " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until, count(*)"
+    " FROM accreditations AS a JOIN facilities AS f ON f.id = a.fac"
+    " WHERE f.cur = 1 AND a.valid_until IS NOT NULL GROUP BY 1, 2, 3;",
 };
 
 enum stmt_id {
@@ -67,6 +87,7 @@ enum stmt_id {
     ST_LOAD_SORTED,
     ST_FAC_DEL,
     ST_ACC_DEL,
+    ST_DELTA_ADD,
     ST_COUNT
 };
 
@@ -87,6 +108,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " WHERE id BETWEEN ?1 AND ?2 ORDER BY facility_id, id",
     [ST_FAC_DEL] = "DELETE FROM facilities WHERE id = ?1",
     [ST_ACC_DEL] = "DELETE FROM accreditations WHERE fac = ?1",
+    [ST_DELTA_ADD] = "INSERT OR IGNORE INTO temp.delta(fac) VALUES(?1)",
 };
 
 struct warehouse {
@@ -173,6 +195,15 @@ static int query_i64(sqlite3 *db, const char *sql, int n, const int64_t *args, i
     return rc;
 }
 
+/* Steps a statement once and resets it. Returns an SQLite code (OK for DONE/ROW). */
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
@@ -257,7 +288,8 @@ int warehouse_open(const char *path, struct warehouse **out)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(w->db,
                           "CREATE TEMP TABLE IF NOT EXISTS orphan(facility_id TEXT PRIMARY KEY)"
-                          " WITHOUT ROWID",
+                          " WITHOUT ROWID;"
+                          "CREATE TEMP TABLE IF NOT EXISTS delta(fac INTEGER PRIMARY KEY)",
                           NULL, NULL, NULL);
     for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
         rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
@@ -299,6 +331,192 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
     return HC_OK;
 }
 
+/* ---- the per-state summaries ---- */
+
+/* One summary cell: (state or NULL, date) -> counts. */
+struct cell {
+    char *state;  /* owned; NULL for the null state */
+    int64_t date; /* max_until or valid_until */
+    int64_t n, emp;
+    int used;
+};
+
+/* An open-addressing hash table of cells. */
+struct cells {
+    struct cell *v;
+    size_t cap, len;
+};
+
+static uint64_t cell_hash(const char *state, int64_t date)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)date;
+
+    if (state)
+        for (const unsigned char *p = (const unsigned char *)state; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+    else
+        h ^= 0x9e3779b97f4a7c15ULL;
+    return h * 0xff51afd7ed558ccdULL;
+}
+
+static struct cell *cells_slot(struct cell *v, size_t cap, const char *state, int64_t date)
+{
+    size_t i = (size_t)cell_hash(state, date) & (cap - 1);
+
+    for (;; i = (i + 1) & (cap - 1)) {
+        struct cell *c = &v[i];
+
+        if (!c->used)
+            return c;
+        if (c->date == date &&
+            ((!c->state && !state) || (c->state && state && strcmp(c->state, state) == 0)))
+            return c;
+    }
+}
+
+/* Adds (dn, demp) to the cell of (state, date). Returns HC_OK or HC_ENOMEM. */
+static int cells_add(struct cells *t, const char *state, int64_t date, int64_t dn, int64_t demp)
+{
+    struct cell *c;
+
+    if ((t->len + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 1024;
+        struct cell *nv = calloc(nc, sizeof *nv);
+
+        if (!nv)
+            return HC_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->v[i].used)
+                *cells_slot(nv, nc, t->v[i].state, t->v[i].date) = t->v[i];
+        free(t->v);
+        t->v = nv;
+        t->cap = nc;
+    }
+    c = cells_slot(t->v, t->cap, state, date);
+    if (!c->used) {
+        c->state = state ? strdup(state) : NULL;
+        if (state && !c->state)
+            return HC_ENOMEM;
+        c->used = 1;
+        c->date = date;
+        t->len++;
+    }
+    c->n += dn;
+    c->emp += demp;
+    return HC_OK;
+}
+
+static void cells_free(struct cells *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->v[i].state);
+    free(t->v);
+}
+
+/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp). */
+static int cells_flush(sqlite3 *db, const struct cells *t, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
+        const struct cell *c = &t->v[i];
+
+        if (!c->used || (c->n == 0 && c->emp == 0))
+            continue;
+        sqlite3_bind_int(st, 1, c->state == NULL);
+        sqlite3_bind_text(st, 2, c->state ? c->state : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->date);
+        sqlite3_bind_int64(st, 4, c->n);
+        if (sqlite3_bind_parameter_count(st) >= 5)
+            sqlite3_bind_int64(st, 5, c->emp);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
+ * per-state summaries, then empties temp.delta. A row is added when it becomes current and
+ * subtracted when it stops being current, while its data is still there. state_valid counts
+ * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
+ * (state, valid_until). The rows are walked once in facility order and aggregated in memory
+ * (a few thousand cells: states x dates), then upserted; grouping in SQL instead sorted every
+ * accreditation and cost more than the load itself. Inside a transaction. */
+static int apply_delta(sqlite3 *db, int64_t sign)
+{
+    struct cells valid = {0}, accs = {0};
+    sqlite3_stmt *st = NULL;
+    char *state = NULL;
+    int64_t fac = -1, emp = 0, max_vu = 0;
+    int have_max = 0, rc, err = HC_OK;
+
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT d.fac, f.state, f.employee_count, a.valid_until"
+                            " FROM temp.delta AS d JOIN facilities AS f ON f.id = d.fac"
+                            " JOIN accreditations AS a ON a.fac = d.fac"
+                            " WHERE a.valid_until IS NOT NULL ORDER BY d.fac",
+                            -1, &st, NULL);
+    for (;;) {
+        int64_t id, vu;
+
+        if (rc != SQLITE_OK || err)
+            break;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            break;
+        }
+        rc = SQLITE_OK;
+        id = sqlite3_column_int64(st, 0);
+        vu = sqlite3_column_int64(st, 3);
+        if (id != fac) {
+            if (have_max)
+                err = cells_add(&valid, state, max_vu, sign, sign * emp);
+            free(state);
+            state = NULL;
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+                state = strdup((const char *)sqlite3_column_text(st, 1));
+                if (!state)
+                    err = HC_ENOMEM;
+            }
+            fac = id;
+            emp = sqlite3_column_int64(st, 2); /* 0 for NULL */
+            have_max = 0;
+        }
+        if (!have_max || vu > max_vu)
+            max_vu = vu;
+        have_max = 1;
+        if (!err)
+            err = cells_add(&accs, state, vu, sign, 0);
+    }
+    if (rc == SQLITE_OK && !err && have_max)
+        err = cells_add(&valid, state, max_vu, sign, sign * emp);
+    sqlite3_finalize(st);
+    free(state);
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &valid,
+                         "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(null_state, state, max_until)"
+                         " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp");
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &accs,
+                         "INSERT INTO state_acc(null_state, state, valid_until, n)"
+                         " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(null_state, state, valid_until)"
+                         " DO UPDATE SET n = n + excluded.n");
+    cells_free(&valid);
+    cells_free(&accs);
+    if (err)
+        return SQLITE_NOMEM;
+    if (rc == SQLITE_OK && sign < 0)
+        rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
+    if (rc == SQLITE_OK && sign < 0)
+        rc = exec_i64(db, "DELETE FROM state_acc WHERE n = 0", 0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM temp.delta", 0, NULL);
+    return rc;
+}
+
 /* ---- removal and repair ---- */
 
 /* Removes the rows of load `load_id` (facility ids [first, last]); facilities whose current row
@@ -307,6 +525,14 @@ static int remove_load(sqlite3 *db, int64_t load_id, int64_t first, int64_t last
 {
     int64_t a1[1] = {load_id}, a2[2] = {first, last};
     int rc = exec_i64(db,
+                      "INSERT OR IGNORE INTO temp.delta SELECT fac FROM current"
+                      " WHERE load_id = ?1",
+                      1, a1);
+
+    if (rc == SQLITE_OK)
+        rc = apply_delta(db, -1);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
                       "INSERT OR IGNORE INTO temp.orphan SELECT facility_id FROM current"
                       " WHERE load_id = ?1",
                       1, a1);
@@ -348,6 +574,13 @@ static int repair_current(sqlite3 *db)
                       "UPDATE facilities SET cur = 1 WHERE id IN (SELECT fac FROM current"
                       " WHERE facility_id IN (SELECT facility_id FROM temp.orphan))",
                       0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
+                      "INSERT OR IGNORE INTO temp.delta SELECT fac FROM current"
+                      " WHERE facility_id IN (SELECT facility_id FROM temp.orphan)",
+                      0, NULL);
+    if (rc == SQLITE_OK)
+        rc = apply_delta(db, 1);
     if (rc == SQLITE_OK)
         rc = exec_i64(db, "DELETE FROM temp.orphan", 0, NULL);
     return rc;
@@ -532,14 +765,6 @@ out:
         pthread_mutex_unlock(&w->lock);
     }
     return err;
-}
-
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
 }
 
 static int load_fail(struct warehouse_load *ld, int rc)
@@ -759,6 +984,11 @@ static int resolve_current(struct warehouse_load *ld)
                 sqlite3_bind_int64(st, 1, old_fac);
                 rc = step_reset(st);
             }
+            if (rc == SQLITE_OK) { /* leaves the summaries below */
+                st = w->st[ST_DELTA_ADD];
+                sqlite3_bind_int64(st, 1, old_fac);
+                rc = step_reset(st);
+            }
             if (rc == SQLITE_OK) {
                 st = w->st[ST_CUR_UPD];
                 sqlite3_bind_text(st, 1, prev.data, (int)prev.len, SQLITE_STATIC);
@@ -785,6 +1015,20 @@ static int resolve_current(struct warehouse_load *ld)
         if (rc != SQLITE_OK)
             err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
     }
+    if (!err) { /* superseded rows leave the summaries, this load's rows enter them */
+        int64_t range[2] = {ld->fac_first, ld->next_fac - 1};
+
+        rc = apply_delta(w->db, -1);
+        if (rc == SQLITE_OK)
+            rc = exec_i64(w->db,
+                          "INSERT INTO temp.delta SELECT id FROM facilities"
+                          " WHERE id BETWEEN ?1 AND ?2",
+                          2, range);
+        if (rc == SQLITE_OK)
+            rc = apply_delta(w->db, 1);
+        if (rc != SQLITE_OK)
+            err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    }
     if (!err && n_dups > 0) {
         ld->records -= n_dups;
         ld->bad += n_dups;
@@ -801,7 +1045,7 @@ static void load_free(struct warehouse_load *ld, int rollback)
 
     if (rollback)
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+    sqlite3_exec(w->db, "DELETE FROM temp.orphan; DELETE FROM temp.delta", NULL, NULL, NULL);
     sqlite3_progress_handler(w->db, 0, NULL, NULL);
     pthread_mutex_unlock(&w->lock);
     json_decref(ld->bad_list);
@@ -901,7 +1145,7 @@ int warehouse_delete(struct warehouse *w, const char *bucket, const char *key)
         rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK || !o.found) {
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+        sqlite3_exec(w->db, "DELETE FROM temp.orphan; DELETE FROM temp.delta", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK)
         err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
