@@ -1239,10 +1239,13 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
         goto out;
     began = 1;
     err = find_duplicate_locked(js, ev, seq, &found, out);
-    if (err || found) {
-        out->duplicate = found;
+    if (!err && found) {
+        out->duplicate = 1;
+        err = exec(js, "COMMIT"); /* nothing was written: just end the transaction */
         goto out;
     }
+    if (err)
+        goto out;
     sys_uuid(out->event_id);
     err = find_newer_locked(js, ev, seq, out->superseded_by);
     if (err)
