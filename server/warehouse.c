@@ -54,6 +54,26 @@ static const char *const migrations[] = {
     " WITHOUT ROWID;",
     /* version 2: the record's position in its object, to report repeated facility_ids */
     "ALTER TABLE facilities ADD COLUMN position INTEGER;",
+    /* version 3: per-state summaries of the current facilities, for accredited_by_state on the
+     * whole dataset without scanning it (see apply_delta()) */
+    "CREATE TABLE state_valid("
+    " null_state INTEGER NOT NULL, state TEXT NOT NULL, max_until INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, emp INTEGER NOT NULL,"
+    " PRIMARY KEY(null_state, state, max_until)) WITHOUT ROWID;"
+    "CREATE TABLE state_acc("
+    " null_state INTEGER NOT NULL, state TEXT NOT NULL, valid_until INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY(null_state, state, valid_until)) WITHOUT ROWID;"
+    "INSERT INTO state_valid"
+    " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, count(*),"
+    " sum(coalesce(f.employee_count, 0))"
+    " FROM (SELECT fac, max(valid_until) AS mx FROM accreditations GROUP BY fac) AS m"
+    " JOIN facilities AS f ON f.id = m.fac WHERE f.cur = 1 AND m.mx IS NOT NULL"
+    " GROUP BY 1, 2, 3;"
+    "INSERT INTO state_acc"
+    " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until, count(*)"
+    " FROM accreditations AS a JOIN facilities AS f ON f.id = a.fac"
+    " WHERE f.cur = 1 AND a.valid_until IS NOT NULL GROUP BY 1, 2, 3;",
 };
 
 enum stmt_id {
@@ -67,6 +87,7 @@ enum stmt_id {
     ST_LOAD_SORTED,
     ST_FAC_DEL,
     ST_ACC_DEL,
+    ST_DELTA_ADD,
     ST_COUNT
 };
 
@@ -87,6 +108,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                        " WHERE id BETWEEN ?1 AND ?2 ORDER BY facility_id, id",
     [ST_FAC_DEL] = "DELETE FROM facilities WHERE id = ?1",
     [ST_ACC_DEL] = "DELETE FROM accreditations WHERE fac = ?1",
+    [ST_DELTA_ADD] = "INSERT OR IGNORE INTO temp.delta(fac) VALUES(?1)",
 };
 
 struct warehouse {
@@ -257,7 +279,8 @@ int warehouse_open(const char *path, struct warehouse **out)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(w->db,
                           "CREATE TEMP TABLE IF NOT EXISTS orphan(facility_id TEXT PRIMARY KEY)"
-                          " WITHOUT ROWID",
+                          " WITHOUT ROWID;"
+                          "CREATE TEMP TABLE IF NOT EXISTS delta(fac INTEGER PRIMARY KEY)",
                           NULL, NULL, NULL);
     for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
         rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
@@ -299,6 +322,48 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
     return HC_OK;
 }
 
+/* ---- the per-state summaries ---- */
+
+/* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
+ * per-state summaries, then empties temp.delta. A row is added when it becomes current and
+ * subtracted when it stops being current, while its data is still there. state_valid counts
+ * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
+ * (state, valid_until). Inside a transaction. */
+static int apply_delta(sqlite3 *db, int64_t sign)
+{
+    int64_t a[1] = {sign};
+    int rc = exec_i64(db,
+                      "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
+                      " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, ?1 * count(*),"
+                      " ?1 * sum(coalesce(f.employee_count, 0))"
+                      " FROM (SELECT a.fac AS fac, max(a.valid_until) AS mx FROM temp.delta AS d"
+                      " JOIN accreditations AS a ON a.fac = d.fac GROUP BY a.fac) AS m"
+                      " JOIN facilities AS f ON f.id = m.fac WHERE m.mx IS NOT NULL"
+                      " GROUP BY 1, 2, 3"
+                      " ON CONFLICT(null_state, state, max_until)"
+                      " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp",
+                      1, a);
+
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
+                      "INSERT INTO state_acc(null_state, state, valid_until, n)"
+                      " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until,"
+                      " ?1 * count(*)"
+                      " FROM temp.delta AS d JOIN accreditations AS a ON a.fac = d.fac"
+                      " JOIN facilities AS f ON f.id = d.fac WHERE a.valid_until IS NOT NULL"
+                      " GROUP BY 1, 2, 3"
+                      " ON CONFLICT(null_state, state, valid_until)"
+                      " DO UPDATE SET n = n + excluded.n",
+                      1, a);
+    if (rc == SQLITE_OK && sign < 0)
+        rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
+    if (rc == SQLITE_OK && sign < 0)
+        rc = exec_i64(db, "DELETE FROM state_acc WHERE n = 0", 0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM temp.delta", 0, NULL);
+    return rc;
+}
+
 /* ---- removal and repair ---- */
 
 /* Removes the rows of load `load_id` (facility ids [first, last]); facilities whose current row
@@ -307,6 +372,14 @@ static int remove_load(sqlite3 *db, int64_t load_id, int64_t first, int64_t last
 {
     int64_t a1[1] = {load_id}, a2[2] = {first, last};
     int rc = exec_i64(db,
+                      "INSERT OR IGNORE INTO temp.delta SELECT fac FROM current"
+                      " WHERE load_id = ?1",
+                      1, a1);
+
+    if (rc == SQLITE_OK)
+        rc = apply_delta(db, -1);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
                       "INSERT OR IGNORE INTO temp.orphan SELECT facility_id FROM current"
                       " WHERE load_id = ?1",
                       1, a1);
@@ -348,6 +421,13 @@ static int repair_current(sqlite3 *db)
                       "UPDATE facilities SET cur = 1 WHERE id IN (SELECT fac FROM current"
                       " WHERE facility_id IN (SELECT facility_id FROM temp.orphan))",
                       0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
+                      "INSERT OR IGNORE INTO temp.delta SELECT fac FROM current"
+                      " WHERE facility_id IN (SELECT facility_id FROM temp.orphan)",
+                      0, NULL);
+    if (rc == SQLITE_OK)
+        rc = apply_delta(db, 1);
     if (rc == SQLITE_OK)
         rc = exec_i64(db, "DELETE FROM temp.orphan", 0, NULL);
     return rc;
@@ -759,6 +839,11 @@ static int resolve_current(struct warehouse_load *ld)
                 sqlite3_bind_int64(st, 1, old_fac);
                 rc = step_reset(st);
             }
+            if (rc == SQLITE_OK) { /* leaves the summaries below */
+                st = w->st[ST_DELTA_ADD];
+                sqlite3_bind_int64(st, 1, old_fac);
+                rc = step_reset(st);
+            }
             if (rc == SQLITE_OK) {
                 st = w->st[ST_CUR_UPD];
                 sqlite3_bind_text(st, 1, prev.data, (int)prev.len, SQLITE_STATIC);
@@ -785,6 +870,20 @@ static int resolve_current(struct warehouse_load *ld)
         if (rc != SQLITE_OK)
             err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
     }
+    if (!err) { /* superseded rows leave the summaries, this load's rows enter them */
+        int64_t range[2] = {ld->fac_first, ld->next_fac - 1};
+
+        rc = apply_delta(w->db, -1);
+        if (rc == SQLITE_OK)
+            rc = exec_i64(w->db,
+                          "INSERT INTO temp.delta SELECT id FROM facilities"
+                          " WHERE id BETWEEN ?1 AND ?2",
+                          2, range);
+        if (rc == SQLITE_OK)
+            rc = apply_delta(w->db, 1);
+        if (rc != SQLITE_OK)
+            err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    }
     if (!err && n_dups > 0) {
         ld->records -= n_dups;
         ld->bad += n_dups;
@@ -801,7 +900,7 @@ static void load_free(struct warehouse_load *ld, int rollback)
 
     if (rollback)
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+    sqlite3_exec(w->db, "DELETE FROM temp.orphan; DELETE FROM temp.delta", NULL, NULL, NULL);
     sqlite3_progress_handler(w->db, 0, NULL, NULL);
     pthread_mutex_unlock(&w->lock);
     json_decref(ld->bad_list);
@@ -901,7 +1000,7 @@ int warehouse_delete(struct warehouse *w, const char *bucket, const char *key)
         rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK || !o.found) {
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+        sqlite3_exec(w->db, "DELETE FROM temp.orphan; DELETE FROM temp.delta", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK)
         err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
