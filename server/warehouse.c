@@ -195,6 +195,15 @@ static int query_i64(sqlite3 *db, const char *sql, int n, const int64_t *args, i
     return rc;
 }
 
+/* Steps a statement once and resets it. Returns an SQLite code (OK for DONE/ROW). */
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
@@ -324,37 +333,181 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
 
 /* ---- the per-state summaries ---- */
 
+/* One summary cell: (state or NULL, date) -> counts. */
+struct cell {
+    char *state;  /* owned; NULL for the null state */
+    int64_t date; /* max_until or valid_until */
+    int64_t n, emp;
+    int used;
+};
+
+/* An open-addressing hash table of cells. */
+struct cells {
+    struct cell *v;
+    size_t cap, len;
+};
+
+static uint64_t cell_hash(const char *state, int64_t date)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)date;
+
+    if (state)
+        for (const unsigned char *p = (const unsigned char *)state; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+    else
+        h ^= 0x9e3779b97f4a7c15ULL;
+    return h * 0xff51afd7ed558ccdULL;
+}
+
+static struct cell *cells_slot(struct cell *v, size_t cap, const char *state, int64_t date)
+{
+    size_t i = (size_t)cell_hash(state, date) & (cap - 1);
+
+    for (;; i = (i + 1) & (cap - 1)) {
+        struct cell *c = &v[i];
+
+        if (!c->used)
+            return c;
+        if (c->date == date &&
+            ((!c->state && !state) || (c->state && state && strcmp(c->state, state) == 0)))
+            return c;
+    }
+}
+
+/* Adds (dn, demp) to the cell of (state, date). Returns HC_OK or HC_ENOMEM. */
+static int cells_add(struct cells *t, const char *state, int64_t date, int64_t dn, int64_t demp)
+{
+    struct cell *c;
+
+    if ((t->len + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 1024;
+        struct cell *nv = calloc(nc, sizeof *nv);
+
+        if (!nv)
+            return HC_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->v[i].used)
+                *cells_slot(nv, nc, t->v[i].state, t->v[i].date) = t->v[i];
+        free(t->v);
+        t->v = nv;
+        t->cap = nc;
+    }
+    c = cells_slot(t->v, t->cap, state, date);
+    if (!c->used) {
+        c->state = state ? strdup(state) : NULL;
+        if (state && !c->state)
+            return HC_ENOMEM;
+        c->used = 1;
+        c->date = date;
+        t->len++;
+    }
+    c->n += dn;
+    c->emp += demp;
+    return HC_OK;
+}
+
+static void cells_free(struct cells *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->v[i].state);
+    free(t->v);
+}
+
+/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp). */
+static int cells_flush(sqlite3 *db, const struct cells *t, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
+        const struct cell *c = &t->v[i];
+
+        if (!c->used || (c->n == 0 && c->emp == 0))
+            continue;
+        sqlite3_bind_int(st, 1, c->state == NULL);
+        sqlite3_bind_text(st, 2, c->state ? c->state : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->date);
+        sqlite3_bind_int64(st, 4, c->n);
+        if (sqlite3_bind_parameter_count(st) >= 5)
+            sqlite3_bind_int64(st, 5, c->emp);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
  * per-state summaries, then empties temp.delta. A row is added when it becomes current and
  * subtracted when it stops being current, while its data is still there. state_valid counts
  * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
- * (state, valid_until). Inside a transaction. */
+ * (state, valid_until). The rows are walked once in facility order and aggregated in memory
+ * (a few thousand cells: states x dates), then upserted; grouping in SQL instead sorted every
+ * accreditation and cost more than the load itself. Inside a transaction. */
 static int apply_delta(sqlite3 *db, int64_t sign)
 {
-    int64_t a[1] = {sign};
-    int rc = exec_i64(db,
-                      "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, ?1 * count(*),"
-                      " ?1 * sum(coalesce(f.employee_count, 0))"
-                      " FROM (SELECT a.fac AS fac, max(a.valid_until) AS mx FROM temp.delta AS d"
-                      " JOIN accreditations AS a ON a.fac = d.fac GROUP BY a.fac) AS m"
-                      " JOIN facilities AS f ON f.id = m.fac WHERE m.mx IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, max_until)"
-                      " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp",
-                      1, a);
+    struct cells valid = {0}, accs = {0};
+    sqlite3_stmt *st = NULL;
+    char *state = NULL;
+    int64_t fac = -1, emp = 0, max_vu = 0;
+    int have_max = 0, rc, err = HC_OK;
 
-    if (rc == SQLITE_OK)
-        rc = exec_i64(db,
-                      "INSERT INTO state_acc(null_state, state, valid_until, n)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until,"
-                      " ?1 * count(*)"
-                      " FROM temp.delta AS d JOIN accreditations AS a ON a.fac = d.fac"
-                      " JOIN facilities AS f ON f.id = d.fac WHERE a.valid_until IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, valid_until)"
-                      " DO UPDATE SET n = n + excluded.n",
-                      1, a);
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT d.fac, f.state, f.employee_count, a.valid_until"
+                            " FROM temp.delta AS d JOIN facilities AS f ON f.id = d.fac"
+                            " JOIN accreditations AS a ON a.fac = d.fac"
+                            " WHERE a.valid_until IS NOT NULL ORDER BY d.fac",
+                            -1, &st, NULL);
+    for (;;) {
+        int64_t id, vu;
+
+        if (rc != SQLITE_OK || err)
+            break;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            break;
+        }
+        rc = SQLITE_OK;
+        id = sqlite3_column_int64(st, 0);
+        vu = sqlite3_column_int64(st, 3);
+        if (id != fac) {
+            if (have_max)
+                err = cells_add(&valid, state, max_vu, sign, sign * emp);
+            free(state);
+            state = NULL;
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+                state = strdup((const char *)sqlite3_column_text(st, 1));
+                if (!state)
+                    err = HC_ENOMEM;
+            }
+            fac = id;
+            emp = sqlite3_column_int64(st, 2); /* 0 for NULL */
+            have_max = 0;
+        }
+        if (!have_max || vu > max_vu)
+            max_vu = vu;
+        have_max = 1;
+        if (!err)
+            err = cells_add(&accs, state, vu, sign, 0);
+    }
+    if (rc == SQLITE_OK && !err && have_max)
+        err = cells_add(&valid, state, max_vu, sign, sign * emp);
+    sqlite3_finalize(st);
+    free(state);
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &valid,
+                         "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(null_state, state, max_until)"
+                         " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp");
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &accs,
+                         "INSERT INTO state_acc(null_state, state, valid_until, n)"
+                         " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(null_state, state, valid_until)"
+                         " DO UPDATE SET n = n + excluded.n");
+    cells_free(&valid);
+    cells_free(&accs);
+    if (err)
+        return SQLITE_NOMEM;
     if (rc == SQLITE_OK && sign < 0)
         rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
     if (rc == SQLITE_OK && sign < 0)
@@ -612,14 +765,6 @@ out:
         pthread_mutex_unlock(&w->lock);
     }
     return err;
-}
-
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
 }
 
 static int load_fail(struct warehouse_load *ld, int rc)
