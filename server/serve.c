@@ -1,9 +1,11 @@
 /*
  * serve.c: `hcpipe serve`, the HTTP service.
  *
- * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT blocked in every
- * thread (this thread collects them with sigwait()), the data dir, the job store
- * (<data_dir>/jobs.db), the engine, recovery of jobs that were running when the last process
+ * Start-up, in order: settings (a bad one exits 2 naming it; so does POST /events without a
+ * webhook credential unless --insecure-dev-events, which is then logged as a warning),
+ * SIGTERM/SIGINT blocked in every thread (this thread collects them with sigwait()), the data
+ * dir, the job store (<data_dir>/jobs.db), the engine, the bucket folder store (for the event
+ * intake's key check), recovery of jobs that were running when the last process
  * died, the worker pool, the HTTP daemon, and one facility_metrics job per --seed so the sample
  * is loaded into the warehouse (an unchanged object is not loaded twice, so a restart with the
  * same seeds costs little). Then one "listening" log line.
