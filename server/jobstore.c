@@ -15,7 +15,10 @@
  * The connection is opened with SQLITE_OPEN_NOMUTEX because our mutex already serialises it.
  *
  * Durability: journal_mode=WAL with synchronous=FULL: a committed job survives a crash and a
- * power loss.
+ * power loss. Events (POST /events) are group-committed: concurrent callers of
+ * jobstore_event_record() queue up, and one of them (the leader) records the whole queue in one
+ * transaction, so N concurrent events cost one fsync instead of N; each caller returns only
+ * after the commit that holds its event.
  *
  * Schema versions:
  *   1  the jobs table and its indexes (claim, listing, listing by state and by query);
@@ -37,9 +40,26 @@
 #include "server/log.h"
 #include "server/sys.h"
 
+/* One caller of jobstore_event_record() waiting for its group commit. */
+struct event_req {
+    const struct event_record *ev;
+    const struct job_spec *specs;
+    size_t n_specs;
+    struct event_outcome *out;
+    int err;               /* its result, set by the leader */
+    int done;              /* 1 once the leader committed (or failed) it; under ev_lock */
+    struct event_req *next;
+};
+
 struct jobstore {
     sqlite3 *db;          /* the one connection (see the file header) */
     pthread_mutex_t lock; /* held around every use of db */
+    /* Group commit of events (see jobstore_event_record()), all under ev_lock. */
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;    /* broadcast when a batch is done */
+    struct event_req *ev_head; /* requests waiting for the next batch */
+    struct event_req **ev_tail;
+    int ev_leader;             /* 1 while a caller commits a batch */
 };
 
 /* ---- 1. schema ---------------------------------------------------------------------------- */
@@ -188,6 +208,9 @@ int jobstore_open(const char *path, struct jobstore **out)
     if (!js)
         return HC_ENOMEM;
     pthread_mutex_init(&js->lock, NULL);
+    pthread_mutex_init(&js->ev_lock, NULL);
+    pthread_cond_init(&js->ev_cond, NULL);
+    js->ev_tail = &js->ev_head;
     rc = sqlite3_open_v2(path, &js->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -218,6 +241,8 @@ void jobstore_close(struct jobstore *js)
         return;
     sqlite3_close(js->db);
     pthread_mutex_destroy(&js->lock);
+    pthread_mutex_destroy(&js->ev_lock);
+    pthread_cond_destroy(&js->ev_cond);
     free(js);
 }
 
@@ -1214,14 +1239,95 @@ static int busy_is_unavailable(struct jobstore *js, int err)
     return err == HC_EDB && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? HC_EUNAVAILABLE : err;
 }
 
+/* Records one event inside the open transaction (see jobstore_event_record()). On error, `out`
+ * is cleared; the caller rolls back to its savepoint. */
+static int record_one_locked(struct jobstore *js, struct event_req *r)
+{
+    const struct event_record *ev = r->ev;
+    struct event_outcome *out = r->out;
+    char norm[JOBSTORE_SEQ_WIDTH + 1];
+    const char *seq = NULL;
+    int64_t now = sys_now_ms();
+    int err, found = 0;
+
+    if (ev->sequencer && *ev->sequencer)
+        seq = seq_normalise(ev->sequencer, norm);
+    err = find_duplicate_locked(js, ev, seq, &found, out);
+    if (!err && found) {
+        out->duplicate = 1;
+        return HC_OK;
+    }
+    if (!err) {
+        sys_uuid(out->event_id);
+        err = find_newer_locked(js, ev, seq, out->superseded_by);
+    }
+    out->superseded = !err && out->superseded_by[0] != '\0';
+    if (!err && !out->superseded && r->n_specs) {
+        out->job_ids = calloc(r->n_specs, sizeof *out->job_ids);
+        if (!out->job_ids)
+            err = HC_ENOMEM;
+        for (size_t i = 0; !err && i < r->n_specs; i++) {
+            struct job_spec spec = r->specs[i];
+
+            spec.event_id = out->event_id;
+            err = insert_locked(js, &spec, now, out->job_ids[i]);
+            if (!err)
+                out->n_jobs++;
+        }
+    }
+    if (!err)
+        err = insert_event_locked(js, ev, seq, now, out);
+    if (err) {
+        free(out->job_ids);
+        memset(out, 0, sizeof *out);
+    }
+    return err;
+}
+
+/* The group commit: records every request of the batch in ONE transaction (one fsync), each
+ * under its own savepoint so a failing request does not take the others down. Sets each
+ * request's err. */
+static void commit_batch(struct jobstore *js, struct event_req *batch, int64_t wait_ms)
+{
+    int err;
+
+    if (lock_within(js, wait_ms) != 0) {
+        for (struct event_req *r = batch; r; r = r->next)
+            r->err = HC_EUNAVAILABLE;
+        return;
+    }
+    sqlite3_busy_timeout(js->db, (int)wait_ms);
+    err = exec(js, "BEGIN IMMEDIATE");
+    for (struct event_req *r = batch; !err && r; r = r->next) {
+        err = exec(js, "SAVEPOINT event");
+        if (err)
+            break;
+        r->err = record_one_locked(js, r);
+        if (r->err)
+            err = exec(js, "ROLLBACK TO event");
+        if (!err)
+            err = exec(js, "RELEASE event");
+    }
+    if (!err)
+        err = exec(js, "COMMIT");
+    if (err) {
+        err = busy_is_unavailable(js, err); /* before ROLLBACK replaces the error code */
+        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
+        for (struct event_req *r = batch; r; r = r->next) {
+            free(r->out->job_ids);
+            memset(r->out, 0, sizeof *r->out);
+            r->err = err;
+        }
+    }
+    sqlite3_busy_timeout(js->db, 5000);
+    pthread_mutex_unlock(&js->lock);
+}
+
 int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
                           const struct job_spec *specs, size_t n_specs, int64_t wait_ms,
                           struct event_outcome *out)
 {
-    char norm[JOBSTORE_SEQ_WIDTH + 1];
-    const char *seq = NULL;
-    int64_t now = sys_now_ms();
-    int err, found = 0, began = 0;
+    struct event_req req = {.ev = ev, .specs = specs, .n_specs = n_specs, .out = out};
 
     memset(out, 0, sizeof *out);
     if (!ev->dedup_id || !ev->bucket || !ev->key || (n_specs && !specs))
@@ -1229,60 +1335,31 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
     for (size_t i = 0; i < n_specs; i++)
         if (!specs[i].query || specs[i].timeout_s < 0)
             return HC_EINVAL;
-    if (ev->sequencer && *ev->sequencer)
-        seq = seq_normalise(ev->sequencer, norm);
-    if (lock_within(js, wait_ms) != 0)
-        return HC_EUNAVAILABLE;
-    sqlite3_busy_timeout(js->db, (int)wait_ms);
-    err = exec(js, "BEGIN IMMEDIATE");
-    if (err)
-        goto out;
-    began = 1;
-    err = find_duplicate_locked(js, ev, seq, &found, out);
-    if (!err && found) {
-        out->duplicate = 1;
-        err = exec(js, "COMMIT"); /* nothing was written: just end the transaction */
-        goto out;
-    }
-    if (err)
-        goto out;
-    sys_uuid(out->event_id);
-    err = find_newer_locked(js, ev, seq, out->superseded_by);
-    if (err)
-        goto out;
-    out->superseded = out->superseded_by[0] != '\0';
-    if (!out->superseded && n_specs) {
-        out->job_ids = calloc(n_specs, sizeof *out->job_ids);
-        if (!out->job_ids) {
-            err = HC_ENOMEM;
-            goto out;
+    /* Join the queue; the first caller to find no leader commits everything queued so far
+     * (including its own request) while later callers queue up for the next batch. */
+    pthread_mutex_lock(&js->ev_lock);
+    *js->ev_tail = &req;
+    js->ev_tail = &req.next;
+    while (!req.done) {
+        if (js->ev_leader) {
+            pthread_cond_wait(&js->ev_cond, &js->ev_lock);
+            continue;
         }
-        for (size_t i = 0; i < n_specs && !err; i++) {
-            struct job_spec spec = specs[i];
+        struct event_req *batch = js->ev_head;
 
-            spec.event_id = out->event_id;
-            err = insert_locked(js, &spec, now, out->job_ids[i]);
-            if (!err)
-                out->n_jobs++;
-        }
-        if (err)
-            goto out;
+        js->ev_leader = 1;
+        js->ev_head = NULL;
+        js->ev_tail = &js->ev_head;
+        pthread_mutex_unlock(&js->ev_lock);
+        commit_batch(js, batch, wait_ms);
+        pthread_mutex_lock(&js->ev_lock);
+        for (struct event_req *r = batch; r; r = r->next)
+            r->done = 1;
+        js->ev_leader = 0;
+        pthread_cond_broadcast(&js->ev_cond);
     }
-    err = insert_event_locked(js, ev, seq, now, out);
-    if (!err)
-        err = exec(js, "COMMIT");
-out:
-    if (err && began)
-        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
-    if (err)
-        err = busy_is_unavailable(js, err);
-    sqlite3_busy_timeout(js->db, 5000);
-    pthread_mutex_unlock(&js->lock);
-    if (err) {
-        free(out->job_ids);
-        memset(out, 0, sizeof *out);
-    }
-    return err;
+    pthread_mutex_unlock(&js->ev_lock);
+    return req.err;
 }
 
 int jobstore_event_get(struct jobstore *js, const char *id, json_t **doc_out)
