@@ -27,7 +27,10 @@
  * ENGINE_DELETE_QUERY job: the worker has the engine forget the object's rows (the local engine
  * deletes them from its warehouse; Athena has nothing to do). The handler itself never touches
  * the engine or AWS: a delete can wait for the warehouse's write lock behind a large load, far
- * longer than EventBridge's 5 s.
+ * longer than EventBridge's 5 s. Jobs are claimed oldest first, so an object's load normally runs
+ * before a later delete of it; when two workers run them at once, the warehouse's write lock
+ * serialises them, and a load that starts after the delete finds the object gone from the store
+ * (source-not-found) as S3 would.
  *
  * Keys: the parser decodes keys (server/event.h). When the decoded key differs from the raw one,
  * the intake checks the folder store (<data-dir>/buckets, a local stat, no network) and uses the
