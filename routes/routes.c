@@ -17,7 +17,7 @@
 #include "server/app.h"
 #include "server/error.h"
 
-#define SMALL_BODY 4096 /* routes whose body is ignored still accept a little */
+#define SMALL_BODY 4096        /* routes whose body is ignored still accept a little */
 #define EVENT_BODY (256 << 10) /* EventBridge's largest event (a PutEvents entry is <= 256 KB) */
 
 static const struct route routes[] = {

@@ -15,7 +15,8 @@
 
 #include "server/httpd.h"
 
-/* Who may call a route (AUTH_WEBHOOK_KEY is checked by events_auth_or_reply(); AUTH_TOKEN comes with its issue). */
+/* Who may call a route (AUTH_WEBHOOK_KEY is checked by events_auth_or_reply(); AUTH_TOKEN comes
+ * with its issue). */
 enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_WEBHOOK_KEY };
 
 /* max_body value meaning "the service's --max-body". */

@@ -15,10 +15,10 @@ struct app {
     struct jobstore *jobs;
     struct engine *engine;
     struct worker *worker;
-    const char *results_dir;   /* <data_dir>/results */
-    int64_t started_ms;        /* wall clock at start */
-    struct objstore *objects;  /* <data_dir>/buckets: POST /events checks there which form of an
-                                  event's key exists (a local stat; NULL: no check) */
+    const char *results_dir;  /* <data_dir>/results */
+    int64_t started_ms;       /* wall clock at start */
+    struct objstore *objects; /* <data_dir>/buckets: POST /events checks there which form of an
+                                 event's key exists (a local stat; NULL: no check) */
 };
 
 #endif

@@ -503,7 +503,10 @@ static const struct setting settings[] = {
      .env = "HCPIPE_EVENT_BUCKETS",
      .has_value = 1,
      .set = set_event_buckets},
-    {.flag = "--event-prefix", .env = "HCPIPE_EVENT_PREFIX", .has_value = 1, .set = set_event_prefix},
+    {.flag = "--event-prefix",
+     .env = "HCPIPE_EVENT_PREFIX",
+     .has_value = 1,
+     .set = set_event_prefix},
     {.flag = "--event-suffixes",
      .env = "HCPIPE_EVENT_SUFFIXES",
      .has_value = 1,
@@ -654,8 +657,8 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         const struct setting *s = &settings[i];
         const char *val = given[i] ? NULL : getenv(s->env);
 
-        if (val && apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, s->secret, err,
-                         errlen) != 0)
+        if (val &&
+            apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, s->secret, err, errlen) != 0)
             return -1;
     }
     /* Pass 3: the flags, in order (--seed accumulates). */

@@ -46,8 +46,8 @@ struct event_req {
     const struct job_spec *specs;
     size_t n_specs;
     struct event_outcome *out;
-    int err;               /* its result, set by the leader */
-    int done;              /* 1 once the leader committed (or failed) it; under ev_lock */
+    int err;  /* its result, set by the leader */
+    int done; /* 1 once the leader committed (or failed) it; under ev_lock */
     struct event_req *next;
 };
 
@@ -59,7 +59,7 @@ struct jobstore {
     pthread_cond_t ev_cond;    /* broadcast when a batch is done */
     struct event_req *ev_head; /* requests waiting for the next batch */
     struct event_req **ev_tail;
-    int ev_leader;             /* 1 while a caller commits a batch */
+    int ev_leader; /* 1 while a caller commits a batch */
 };
 
 /* ---- 1. schema ---------------------------------------------------------------------------- */
