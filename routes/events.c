@@ -102,11 +102,12 @@ static int basic_ok(const char *header, const char *expected)
 enum reply_result events_auth_or_reply(struct request *req)
 {
     const struct config *cfg = req->app->cfg;
-    const char *v;
+    const char *v, *why;
     json_t *problem;
 
-    if (!cfg->webhook_api_key && !cfg->webhook_basic)
-        return cfg->insecure_dev_events ? REPLY_OK : REPLY_FATAL; /* serve refuses to start */
+    /* No credential: open only with --insecure-dev-events (serve refuses to start otherwise). */
+    if (!cfg->webhook_api_key && !cfg->webhook_basic && cfg->insecure_dev_events)
+        return REPLY_OK;
     if (cfg->webhook_api_key) {
         v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, cfg->webhook_header);
         if (v && secret_equal(v, strlen(v), cfg->webhook_api_key, strlen(cfg->webhook_api_key)))
@@ -119,10 +120,13 @@ enum reply_result events_auth_or_reply(struct request *req)
     }
     log_warn("events: request refused: missing or wrong credential", "request_id", req->request_id,
              NULL);
-    problem = hc_problem_new(
-        HC_EUNAUTHORIZED, cfg->webhook_api_key
-                              ? "send the API key in the configured header (or Basic credentials)"
-                              : "send Basic credentials");
+    if (cfg->webhook_api_key)
+        why = "send the API key in the configured header (or Basic credentials)";
+    else if (cfg->webhook_basic)
+        why = "send Basic credentials";
+    else
+        why = "no webhook credential is configured";
+    problem = hc_problem_new(HC_EUNAUTHORIZED, why);
     return reply_problem_doc(req, problem, cfg->webhook_basic ? "WWW-Authenticate" : NULL,
                              cfg->webhook_basic ? "Basic realm=\"hcpipe events\"" : NULL) == MHD_YES
                ? REPLY_REPLIED
