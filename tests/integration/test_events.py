@@ -652,6 +652,32 @@ def test_kill9_keeps_acknowledged_events():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_raw_key_used_when_only_it_exists():
+    with Fixture() as fx:
+        srv = fx.srv
+        # The object's name holds a literal "%20" and a "+": a sender that did not encode it.
+        raw = "raw/site%20one+two.json"
+        put_object(fx.dir, BUCKET, raw, src=sample())
+        status, _, doc = srv.post_event(eventbridge("Object Created", raw, "01", "raw-1"))
+        assert status == 202, doc
+        assert doc["events"][0]["key"] == "raw/site one two.json", doc  # decoded identity
+        job = srv.wait_job(doc["jobs"][0])
+        assert job["source"] == "s3://%s/%s" % (BUCKET, raw), job
+        # When the decoded name exists too, the decoded key wins.
+        put_object(fx.dir, BUCKET, "raw/b c.json", src=sample())
+        put_object(fx.dir, BUCKET, "raw/b+c.json", src=sample())
+        status, _, doc = srv.post_event(eventbridge("Object Created", "raw/b+c.json", "01",
+                                                    "raw-2"))
+        job = srv.wait_job(doc["jobs"][0])
+        assert job["source"] == "s3://%s/raw/b c.json" % BUCKET, job
+        # Neither exists: the decoded key, and the job says the source is missing.
+        status, _, doc = srv.post_event(eventbridge("Object Created", "raw/x%2By.json", "01",
+                                                    "raw-3"))
+        job = srv.wait_job(doc["jobs"][0], states=("failed",))
+        assert job["source"] == "s3://%s/raw/x+y.json" % BUCKET, job
+        assert job["error"]["type"] == PROBLEM + "source-not-found", job
+
+
 def main():
     if not os.path.exists(BIN):
         print("binary %s not found" % BIN)
