@@ -41,6 +41,12 @@ static const struct route routes[] = {
      .json_body = 1,
      .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs", .handler = jobs_list, .auth = AUTH_NONE},
+    /* Before /jobs/{id}/...: a literal segment, matched first. */
+    {.method = "POST",
+     .path = "/jobs/retry",
+     .handler = jobs_retry_all,
+     .max_body = SMALL_BODY,
+     .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}", .handler = jobs_get, .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}/result.json", .handler = results_json, .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}/result.csv", .handler = results_csv, .auth = AUTH_NONE},

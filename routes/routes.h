@@ -51,6 +51,7 @@ enum MHD_Result jobs_list(struct request *req);
 enum MHD_Result jobs_get(struct request *req);
 enum MHD_Result jobs_cancel(struct request *req);
 enum MHD_Result jobs_retry(struct request *req);
+enum MHD_Result jobs_retry_all(struct request *req);
 
 /* results.c */
 enum MHD_Result results_json(struct request *req);

@@ -968,6 +968,54 @@ int jobstore_retry(struct jobstore *js, const char *id, struct job **out)
     return err;
 }
 
+int jobstore_retry_all(struct jobstore *js, enum job_state state, size_t limit,
+                       char (**ids_out)[37], size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    char(*ids)[37] = NULL;
+    size_t n = 0;
+    int err, rc;
+
+    *ids_out = NULL;
+    *n_out = 0;
+    if ((state != JOB_DEAD && state != JOB_FAILED) || limit < 1 || limit > 1000)
+        return HC_EVALIDATION;
+    ids = calloc(limit, sizeof *ids);
+    if (!ids)
+        return HC_ENOMEM;
+    pthread_mutex_lock(&js->lock);
+    /* One statement, so the replay is all or nothing; the same reset as jobstore_retry(). */
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'queued', attempts = 0, handle = NULL, error = NULL,"
+                  " cancel_requested = 0, finished_ms = 0, next_run_ms = :now, updated_ms = :now"
+                  " WHERE id IN (SELECT id FROM jobs WHERE state = :state"
+                  "   ORDER BY created_ms, id LIMIT :limit)"
+                  " RETURNING id",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":state", job_state_name(state));
+        bind_int64(st, ":limit", (int64_t)limit);
+        for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+            const unsigned char *id = sqlite3_column_text(st, 0);
+
+            if (n < limit) /* LIMIT bounds it; the check keeps the array safe regardless */
+                snprintf(ids[n++], 37, "%s", id ? (const char *)id : "");
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            err = db_err(js, rc, "retry all");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    if (err || n == 0) {
+        free(ids);
+        return err;
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return HC_OK;
+}
+
 int jobstore_recover(struct jobstore *js, int *n_out)
 {
     sqlite3_stmt *st = NULL;

@@ -134,6 +134,12 @@ int jobstore_mark_cancelled(struct jobstore *js, const char *id);
  * other state. */
 int jobstore_retry(struct jobstore *js, const char *id, struct job **out);
 
+/* Replays up to `limit` (1..1000) jobs in `state` (JOB_DEAD or JOB_FAILED), oldest first, as
+ * jobstore_retry() does, in one transaction. *ids_out gets their ids (malloc'ed, free() it; NULL
+ * when none) and *n_out how many. HC_EVALIDATION for another state or limit. */
+int jobstore_retry_all(struct jobstore *js, enum job_state state, size_t limit,
+                       char (**ids_out)[37], size_t *n_out);
+
 /* At start-up: every running job goes back to queued, keeping its handle, so the engine
  * re-attaches instead of starting over. *n_out (optional) gets how many. */
 int jobstore_recover(struct jobstore *js, int *n_out);

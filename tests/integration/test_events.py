@@ -678,6 +678,31 @@ def test_raw_key_used_when_only_it_exists():
         assert job["error"]["type"] == PROBLEM + "source-not-found", job
 
 
+def test_failed_event_jobs_replayed_in_bulk():
+    with Fixture() as fx:
+        srv = fx.srv
+        ids = []
+        for i in range(3):  # objects that are not there yet: the jobs fail
+            status, _, doc = srv.post_event(eventbridge("Object Created", "late/%d.json" % i,
+                                                        "01", "late-%d" % i))
+            ids.append(doc["jobs"][0])
+        for j in ids:
+            srv.wait_job(j, states=("failed",))
+        status, _, data = srv.request("POST", "/jobs/retry?state=bogus")
+        assert status == 422, data
+        status, _, data = srv.request("POST", "/jobs/retry")  # dead ones: none here
+        assert status == 200 and json.loads(data) == {"retried": 0, "jobs": []}, data
+        for i in range(3):
+            put_object(fx.dir, BUCKET, "late/%d.json" % i, src=sample())
+        status, _, data = srv.request("POST", "/jobs/retry?state=failed")
+        doc = json.loads(data)
+        assert status == 200 and doc["retried"] == 3 and sorted(doc["jobs"]) == sorted(ids), doc
+        for j in ids:
+            srv.wait_job(j)
+        status, ev = srv.get("/events/late-0")
+        assert ev["state"] == "succeeded", ev
+
+
 def main():
     if not os.path.exists(BIN):
         print("binary %s not found" % BIN)

@@ -1068,6 +1068,50 @@ static void jobstore_event_busy_store_is_unavailable(void **state)
     free(o.job_ids);
 }
 
+static void jobstore_retry_all_replays_dead_or_failed(void **state)
+{
+    struct fixture *fx = *state;
+    struct job_spec spec = {.query = "facility_metrics"};
+    struct job *a = NULL, *b = NULL, *c = NULL, *got = NULL;
+    char(*ids)[37] = NULL;
+    size_t n = 99;
+
+    assert_int_equal(jobstore_insert(fx->js, &spec, &a), HC_OK);
+    assert_int_equal(jobstore_insert(fx->js, &spec, &b), HC_OK);
+    assert_int_equal(jobstore_insert(fx->js, &spec, &c), HC_OK);
+    job_free(a);
+    job_free(b);
+    job_free(c);
+    /* a dies, b fails, c stays queued */
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &a), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, a->id, NULL, -1, 1), HC_OK);
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &b), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, b->id, NULL, -1, 0), HC_OK);
+
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_QUEUED, 10, &ids, &n), HC_EVALIDATION);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 0, &ids, &n), HC_EVALIDATION);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], a->id);
+    free(ids);
+    assert_int_equal(jobstore_get(fx->js, a->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_QUEUED);
+    assert_int_equal(got->attempts, 0);
+    job_free(got);
+    assert_int_equal(jobstore_get(fx->js, b->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_FAILED); /* untouched by the dead replay */
+    job_free(got);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 0);
+    assert_null(ids);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_FAILED, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], b->id);
+    free(ids);
+    job_free(a);
+    job_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1097,6 +1141,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobstore_event_concurrent_duplicates_make_one_job, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(jobstore_event_busy_store_is_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_retry_all_replays_dead_or_failed, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
