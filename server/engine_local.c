@@ -542,6 +542,15 @@ static void local_destroy(struct engine *e)
     free(el);
 }
 
+static int local_delete_object(struct engine *e, const char *source, int *removed_out)
+{
+    int err = engine_local_delete_object(e, source);
+
+    if (removed_out)
+        *removed_out = err == HC_OK;
+    return err == HC_ENOTFOUND ? HC_OK : err;
+}
+
 static const struct engine_ops local_ops = {
     .name = "local",
     .start = local_start,
@@ -549,6 +558,7 @@ static const struct engine_ops local_ops = {
     .fetch_page = local_fetch_page,
     .cancel = local_cancel,
     .destroy = local_destroy,
+    .delete_object = local_delete_object,
 };
 
 int engine_local_new(const char *data_dir, struct engine **out)

@@ -1,9 +1,11 @@
 /*
  * serve.c: `hcpipe serve`, the HTTP service.
  *
- * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT blocked in every
- * thread (this thread collects them with sigwait()), the data dir, the job store
- * (<data_dir>/jobs.db), the engine, recovery of jobs that were running when the last process
+ * Start-up, in order: settings (a bad one exits 2 naming it; so does POST /events without a
+ * webhook credential unless --insecure-dev-events, which is then logged as a warning),
+ * SIGTERM/SIGINT blocked in every thread (this thread collects them with sigwait()), the data
+ * dir, the job store (<data_dir>/jobs.db), the engine, the bucket folder store (for the event
+ * intake's key check), recovery of jobs that were running when the last process
  * died, the worker pool, the HTTP daemon, and one facility_metrics job per --seed so the sample
  * is loaded into the warehouse (an unchanged object is not loaded twice, so a restart with the
  * same seeds costs little). Then one "listening" log line.
@@ -82,6 +84,7 @@ int serve_main(int argc, char **argv)
     struct engine *engine = NULL;
     struct worker *worker = NULL;
     struct httpd *httpd = NULL;
+    struct objstore *objects = NULL;
     struct worker_config wcfg;
     char err[512], path[4096], results[4096], listen[96], nworkers[16];
     sigset_t sigs;
@@ -102,6 +105,14 @@ int serve_main(int argc, char **argv)
                 "hcpipe: invalid engine \"%s\" (--engine/HCPIPE_ENGINE): not available in this "
                 "build yet; use local\n",
                 cfg.engine);
+        config_free(&cfg);
+        return 2;
+    }
+
+    if (!cfg.webhook_api_key && !cfg.webhook_basic && !cfg.insecure_dev_events) {
+        fprintf(stderr, "hcpipe: POST /events has no credential: set HCPIPE_WEBHOOK_API_KEY "
+                        "(--webhook-api-key) or HCPIPE_WEBHOOK_BASIC (--webhook-basic), or pass "
+                        "--insecure-dev-events for development only\n");
         config_free(&cfg);
         return 2;
     }
@@ -131,6 +142,12 @@ int serve_main(int argc, char **argv)
         log_error("cannot start the engine", "engine", cfg.engine, "error", hc_err_slug(e), NULL);
         goto out;
     }
+    snprintf(path, sizeof path, "%s/buckets", cfg.data_dir);
+    e = objstore_folder_new(path, &objects);
+    if (e != HC_OK) {
+        log_error("cannot open the bucket folder", "path", path, "error", hc_err_slug(e), NULL);
+        goto out;
+    }
     e = jobstore_recover(js, &recovered);
     if (e != HC_OK) {
         log_error("cannot recover jobs", "error", hc_err_slug(e), NULL);
@@ -152,10 +169,16 @@ int serve_main(int argc, char **argv)
                        .engine = engine,
                        .worker = worker,
                        .results_dir = results,
-                       .started_ms = sys_now_ms()};
+                       .started_ms = sys_now_ms(),
+                       .objects = objects};
     if (httpd_start(&app, &httpd) != HC_OK)
         goto out;
     queue_seeds(&cfg, js, worker);
+    if (!cfg.webhook_api_key && !cfg.webhook_basic)
+        log_warn("INSECURE: POST /events accepts events from ANYONE (--insecure-dev-events, no "
+                 "HCPIPE_WEBHOOK_API_KEY or HCPIPE_WEBHOOK_BASIC); never run this way in "
+                 "production",
+                 NULL);
 
     snprintf(listen, sizeof listen, cfg.listen_ipv6 ? "[%s]:%d" : "%s:%d", cfg.listen_host,
              httpd_port(httpd));
@@ -177,6 +200,7 @@ out:
         engine->ops->destroy(engine);
     if (js)
         jobstore_close(js);
+    objstore_destroy(objects);
     if (rc == 0)
         log_info("stopped", NULL);
     config_free(&cfg);
