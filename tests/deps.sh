@@ -15,3 +15,13 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+
+# dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into
+# docker/node_modules (tests/integration/test_docker_lint.sh). Only where npm exists: the image's
+# build stage runs `make deps` without Node.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null 2>&1 &&
+   ! grep -qs '"version": "1.8.0"' "$root/docker/node_modules/dockerfilelint/package.json"; then
+    npm ci --prefix "$root/docker" --no-audit --no-fund ||
+        echo "deps.sh: npm ci --prefix docker failed; the Dockerfile lint will fail" >&2
+fi
