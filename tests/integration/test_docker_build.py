@@ -226,6 +226,20 @@ def main():
            is not None)
     # apt-get in deps.sh must work as root without sudo (the build stage has no sudo).
     report("deps.sh needs no sudo as root", 'SUDO=""' in deps_sh and "id -u" in deps_sh)
+    # The build stage has Debian's packages but no Node and no pip: each npm call of deps.sh must
+    # be guarded by `command -v npm`, each pip call must not stop the script when it fails.
+    lines = deps_sh.splitlines()
+    unguarded = []
+    for i, line in enumerate(lines):
+        code = line.split("#", 1)[0]
+        if re.search(r"\bnpm\s+(ci|install)\b", code):
+            if not any("command -v npm" in l for l in lines[max(0, i - 6):i + 1]):
+                unguarded.append(line.strip())
+        if re.search(r"\bpip3?\s+install\b", code) and "||" not in code and \
+                not (i + 1 < len(lines) and lines[i + 1].lstrip().startswith("||")):
+            unguarded.append(line.strip())
+    report("deps.sh runs without Node or pip (the image's build stage)", not unguarded,
+           repr(unguarded))
 
     # 3. Runtime stage shape.
     instrs = runtime["instrs"]
