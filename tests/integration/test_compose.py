@@ -21,6 +21,7 @@ Prints "N passed, N failed".
 """
 import os
 import re
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -153,6 +154,23 @@ def main():
     report("hcpipe's S3 user is not MinIO's root user",
            hc_env.get("AWS_ACCESS_KEY_ID") not in ("", root_user) and
            "mc admin user add" in script, hc_env.get("AWS_ACCESS_KEY_ID", ""))
+    m = re.search(r"<<'POLICY'\n(.*?)\nPOLICY", script, re.S)
+    pol = None
+    if m:
+        import json
+        pol = json.loads(m.group(1))
+    grants = sorted((a, r) for st in (pol or {}).get("Statement", []) if st.get("Effect") == "Allow"
+                    for a in st["Action"] for r in st["Resource"])
+    report("hcpipe's MinIO user may only read the source bucket",
+           grants == sorted([("s3:GetObject", "arn:aws:s3:::%s/*" % bucket),
+                             ("s3:ListBucket", "arn:aws:s3:::%s" % bucket),
+                             ("s3:GetBucketLocation", "arn:aws:s3:::%s" % bucket)]) and
+           re.search(r"mc admin policy attach local hcpipe-read --user", script) is not None,
+           repr(grants))
+    # Compose turns $$ into $ before the shell sees the script.
+    sh = subprocess.run(["sh", "-n"], input=script.replace("$$", "$"), capture_output=True,
+                        text=True)
+    report("mc's script is valid sh", sh.returncode == 0, sh.stderr)
     report("mc's alias reaches minio's API port",
            mc_env.get("MC_HOST_local", "").endswith("@minio:%s" % api_port))
 
