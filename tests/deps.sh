@@ -4,7 +4,10 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev awscli"
+# Node runs s3rver (tests/package.json); install Debian's only when no node is on PATH (a
+# NodeSource node already bundles npm, and Debian's npm would conflict with it).
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -14,6 +17,20 @@ if [ -n "$missing" ]; then
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
+# Only where npm exists: the image's build stage (docker/Dockerfile) runs `make deps` without Node.
+here=$(cd "$(dirname "$0")" && pwd)
+if command -v npm >/dev/null 2>&1 &&
+   { [ ! -f "$here/node_modules/s3rver/package.json" ] ||
+     ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; }; then
+    npm ci --prefix "$here" --no-audit --no-fund
+fi
+
+# moto_server (moto 5.2.1 with its server extras) for the AWS peer tests, when missing.
+if ! command -v moto_server >/dev/null 2>&1; then
+    python3 -m pip install "moto[server]==5.2.1" || echo "deps.sh: could not install moto; AWS peer tests will skip" >&2
 fi
 
 # dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into
