@@ -18,23 +18,20 @@ authorised against Resource "*". The Athena and Glue statements are therefore te
 resources widened to "*" (their actions unchanged); their resource ARNs are checked statically
 by test_iam_policy.py.
 
+moto runs through tests/fixtures/moto_peer.py (IAM auth on, an allow-all admin).
+
 Prints "N passed, N failed"; exits 77 when moto_server or boto3 is missing.
 """
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fixtures"))
 import aws_actions  # noqa: E402
 import cfn  # noqa: E402
+from moto_peer import MotoPeer, PeerUnavailable  # noqa: E402
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SOURCE, OUTPUT, OTHER = "hcpipe-live-source", "hcpipe-live-output", "hcpipe-live-other"
@@ -55,85 +52,26 @@ def report(name, ok, detail=""):
         print("FAIL %s %s" % (name, detail))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Moto:
-    """moto_server on 127.0.0.1 with IAM auth on after 3 bootstrap requests."""
-
-    def __init__(self):
-        self.proc = None
-        self.log = tempfile.TemporaryFile()
-
-    def start(self):
-        exe = shutil.which("moto_server")
-        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-        for k in list(env):
-            if k.startswith("AWS_ENDPOINT_URL"):
-                del env[k]
-        for _ in range(3):
-            port = free_port()
-            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                                         stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-            self.endpoint = "http://127.0.0.1:%d" % port
-            deadline = time.time() + 30
-            while time.time() < deadline and self.proc.poll() is None:
-                try:
-                    urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).read()
-                    return self
-                except Exception:
-                    time.sleep(0.1)
-            self.stop()
-        raise RuntimeError("moto_server did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def main():
     try:
-        import boto3
-        from botocore.config import Config
         from botocore.exceptions import ClientError
     except ImportError:
-        print("boto3 missing: skipping")
-        return 77
-    if not shutil.which("moto_server"):
-        print("moto_server missing: skipping")
+        print("botocore missing: skipping")
         return 77
     try:
         d = aws_actions.derive(ROOT)
     except aws_actions.DerivationError as e:
         print("cannot derive hcpipe's AWS calls: %s: skipping" % e)
         return 77
-
-    moto = Moto().start()
-    cfg = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
-
-    def client(service, ak, sk):
-        return boto3.client(service, endpoint_url=moto.endpoint, region_name=REGION,
-                            aws_access_key_id=ak, aws_secret_access_key=sk, config=cfg)
+    try:
+        peer = MotoPeer(region=REGION).start()
+    except PeerUnavailable as e:
+        print("moto peer unavailable: %s: skipping" % e)
+        return 77
 
     try:
-        # Bootstrap (the three unauthenticated requests): an admin allowed everything.
-        iam0 = client("iam", "AKIDBOOTSTRAP", "bootstrap")
-        iam0.create_user(UserName="admin")
-        key = iam0.create_access_key(UserName="admin")["AccessKey"]
-        iam0.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17",
-             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-        admin = {s: client(s, key["AccessKeyId"], key["SecretAccessKey"])
-                 for s in ("iam", "s3", "athena", "glue")}
+        # The peer's admin (allowed everything) sets the scene.
+        admin = {s: peer.client(s) for s in ("iam", "s3", "athena", "glue")}
         for b in (SOURCE, OUTPUT, OTHER):
             admin["s3"].create_bucket(Bucket=b)
         admin["s3"].put_object(Bucket=SOURCE, Key=KEY, Body=b'{"facility_id":"F1"}\n')
@@ -167,13 +105,8 @@ def main():
 
         def user_with(doc):
             counter[0] += 1
-            name = "svc%d" % counter[0]
-            admin["iam"].create_user(UserName=name)
-            admin["iam"].put_user_policy(UserName=name, PolicyName="svc",
-                                         PolicyDocument=json.dumps(doc))
-            k = admin["iam"].create_access_key(UserName=name)["AccessKey"]
-            return {s: client(s, k["AccessKeyId"], k["SecretAccessKey"])
-                    for s in ("s3", "athena", "glue")}
+            ak, sk = peer.create_user("svc%d" % counter[0], doc)
+            return {s: peer.client(s, ak, sk) for s in ("s3", "athena", "glue")}
 
         # Each call: (label, IAM action it needs, function of the user's clients).
         n = [0]
@@ -300,7 +233,7 @@ def main():
                 code = outcome(fn, user, label)
                 report("without %s: %s denied" % (action, label), denied(code), code)
     finally:
-        moto.stop()
+        peer.stop()
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
 
