@@ -5,7 +5,8 @@
   - a Glue database, and an Athena workgroup that enforces its configuration, writes to the
     output bucket and cancels a query past BytesScannedCutoffPerQuery;
   - an EventBridge rule on the default bus for source aws.s3 / detail-type Object Created,
-    filtered on the source bucket's name and on key suffixes .json / .ndjson;
+    filtered on the source bucket's name and on the key (SourcePrefix*SourceKeySuffix, .ndjson by
+    default: Athena reads the prefix as NDJSON);
   - an API_KEY connection whose key comes from Secrets Manager (a dynamic reference to the
     stack's secret), under the header name parameter;
   - an API destination that POSTs to <ServiceEndpoint>/events (ServiceEndpoint a parameter that
@@ -86,10 +87,11 @@ def main():
     report("rule filters on the source bucket",
            detail.get("bucket", {}).get("name") == [{"Ref": "SourceBucket"}], repr(detail))
     keys = detail.get("object", {}).get("key", [])
-    suffixes = sorted(re.sub(r"^.*\*", "", (k.get("wildcard") or {}).get("Fn::Sub", "")
-                             if isinstance(k.get("wildcard"), dict) else k.get("wildcard", "")
-                             if "wildcard" in k else k.get("suffix", "")) for k in keys)
-    report("rule filters on the .json / .ndjson suffixes", suffixes == [".json", ".ndjson"],
+    report("rule filters on SourcePrefix and SourceKeySuffix (default .ndjson)",
+           keys == [{"wildcard": {"Fn::Sub": "${SourcePrefix}*${SourceKeySuffix}"}}] and
+           params.get("SourceKeySuffix", {}).get("Default") == ".ndjson" and
+           not re.match(params.get("SourcePrefix", {}).get("AllowedPattern", ""), "in*coming/") and
+           not re.match(params.get("SourceKeySuffix", {}).get("AllowedPattern", ""), ".*json"),
            repr(keys))
 
     conn_name, conn = one(res, "AWS::Events::Connection")

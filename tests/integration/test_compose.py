@@ -73,7 +73,7 @@ def check_settings(label, names, known, pending):
     report("%s: every variable is a documented setting" % label, not unknown, repr(unknown))
     waiting = sorted(n for n in names if n in pending)
     if waiting:
-        print("NOTE %s: pending settings (issue 7, not in server/config.c yet): %s"
+        print("NOTE %s: pending settings (issue 7, not read by the service yet): %s"
               % (label, " ".join(waiting)))
 
 

@@ -2,8 +2,10 @@
 """The service policy of deploy/cloudformation.yaml grants exactly what hcpipe calls.
 
 The expected (IAM action, resource) pairs are derived from the C sources by
-tests/fixtures/aws_actions.py (Athena operations from aws/athena.c, S3 operations from aws/s3.c,
-plus what Athena does with the caller's permissions). The template's ServicePolicy is resolved
+tests/fixtures/aws_actions.py (the functions of aws/athena.c and aws/s3.c that server/ and
+routes/ call, and the operations they send, plus what Athena does with the caller's
+permissions). Before any service code calls the clients, the check is one-sided (nothing beyond
+what the clients can do). The template's ServicePolicy is resolved
 with each stack resource replaced by a marker, and must:
   - allow exactly the expected pairs (no missing action, no extra action, no extra resource);
   - use only Allow statements with Action and Resource (no NotAction/NotResource, no wildcard in
@@ -76,6 +78,8 @@ def main():
         print("cannot derive hcpipe's AWS calls: %s: skipping" % e)
         return 77
     print("sources: %s" % d.origin)
+    print("derived from %s" % ("the service's calls into the clients" if d.exact else
+                               "the clients (no service code calls them yet)"))
     print("Athena operations: %s" % " ".join(d.athena_ops))
     print("S3 operations: %s" % " ".join(d.s3_ops))
     report("Athena operations derived", bool(d.athena_ops) or d.origin["aws/athena.c"] == "missing")
@@ -108,8 +112,12 @@ def main():
     granted = granted_pairs(statements)
     missing = sorted(d.expected - granted)
     extra = sorted(granted - d.expected)
-    report("grants every derived (action, resource) pair (%d)" % len(d.expected), not missing,
-           repr(missing))
+    if d.exact:
+        report("grants every derived (action, resource) pair (%d)" % len(d.expected),
+               not missing, repr(missing))
+    else:
+        print("NOTE no code in server/ or routes/ calls the AWS clients yet: checked against "
+              "every operation the clients can perform; not granted: %r" % missing)
     report("grants nothing beyond them", not extra, repr(extra))
     actions = sorted({a for a, _ in d.expected})
     print("actions: %s" % " ".join(actions))
@@ -135,7 +143,8 @@ def main():
     added = [dict(st) for st in statements]
     added[0] = dict(first, Action=as_list(first["Action"]) + ["s3:PutBucketPolicy"])
     report("the check notices a removed and an added action",
-           d.expected - granted_pairs(dropped) and granted_pairs(added) - d.expected)
+           (granted - granted_pairs(dropped)) <= d.expected - granted_pairs(dropped) and
+           granted_pairs(added) - d.expected)
 
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
