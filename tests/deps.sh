@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev awscli"
+      clang libclang-rt-14-dev awscli time"
 # Node runs s3rver (tests/package.json); install Debian's only when no node is on PATH (a
 # NodeSource node already bundles npm, and Debian's npm would conflict with it).
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
@@ -31,6 +31,12 @@ fi
 # moto_server (moto 5.2.1 with its server extras) for the AWS peer tests, when missing.
 if ! command -v moto_server >/dev/null 2>&1; then
     python3 -m pip install "moto[server]==5.2.1" || echo "deps.sh: could not install moto; AWS peer tests will skip" >&2
+fi
+
+# The pinned OpenAPI linter (tests/integration/test_openapi_lint.sh), from openapi/package.json
+# + openapi/package-lock.json into openapi/node_modules.
+if command -v npm >/dev/null 2>&1 && [ ! -x "$here/../openapi/node_modules/.bin/redocly" ]; then
+    npm ci --prefix "$here/../openapi" --no-audit --no-fund
 fi
 
 # dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into
