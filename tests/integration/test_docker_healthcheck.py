@@ -4,7 +4,9 @@
 A small HTTP server answers GET /readyz with a chosen status; the script must exit 0 on 200 and
 1 on 503, on a refused connection and on a wrong path, reach the port of HCPIPE_LISTEN (IPv4
 wildcard, an explicit address, an IPv6 wildcard when the machine has ::1), and use HTTPS (without
-verifying the certificate) when HCPIPE_TLS_CERT is set. Skips (77) without curl or openssl.
+verifying the certificate) when HCPIPE_TLS_CERT is set. Then against the real service:
+$HCPIPE_BIN serve on a free loopback port is healthy, and unhealthy once stopped.
+Skips (77) without curl or openssl.
 
 Prints "N passed, N failed".
 """
@@ -117,8 +119,45 @@ def main():
         report("plain HTTP to a TLS port fails", rc == 1, "%d %s" % (rc, err))
         tsrv.shutdown()
         tsrv.server_close()
+    binary = os.environ.get("HCPIPE_BIN")
+    if binary and os.path.exists(binary):
+        real_service(binary)
     print("%d passed, %d failed" % (passed, failed))
     return 0 if failed == 0 else 1
+
+
+def real_service(binary):
+    import time
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(3):  # the free port may be taken between lookup and bind
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("HCPIPE_", "AWS_"))}
+            env.update({"HCPIPE_LISTEN": "127.0.0.1:%d" % port, "HCPIPE_DATA_DIR": d})
+            log = open(os.path.join(d, "log"), "wb")
+            proc = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
+            rc = 1
+            deadline = time.time() + 20
+            while time.time() < deadline and proc.poll() is None:
+                rc, err = run({"HCPIPE_LISTEN": "0.0.0.0:%d" % port})
+                if rc == 0:
+                    break
+                time.sleep(0.2)
+            if proc.poll() is None:
+                break
+            log.close()
+        report("hcpipe serve: healthy", rc == 0 and proc.poll() is None,
+               open(os.path.join(d, "log"), errors="replace").read()[-2000:])
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        rc, err = run({"HCPIPE_LISTEN": "0.0.0.0:%d" % port})
+        report("hcpipe serve stopped: unhealthy", rc == 1, "%d %s" % (rc, err))
 
 
 if __name__ == "__main__":
