@@ -280,6 +280,10 @@ static int parse_record(json_t *rec, size_t i, struct object_event *ev, int *ski
         rc = get_str(rec, "eventTime", where, 0, &time, pe);
     if (rc)
         return rc;
+    /* MinIO's bucket notifications name the event "s3:ObjectCreated:Put" (with the prefix of
+     * its configuration's event names); AWS sends "ObjectCreated:Put". */
+    if (strncmp(name, "s3:", 3) == 0)
+        name += 3;
     if (strncmp(name, "ObjectCreated:", 14) == 0) {
         kind = EVENT_OBJECT_CREATED;
     } else if (strncmp(name, "ObjectRemoved:", 14) == 0) {

@@ -5,7 +5,8 @@
  *   - an EventBridge event from source "aws.s3" ("Object Created", "Object Deleted"; other
  *     detail-types from aws.s3 are acknowledged and ignored);
  *   - a classic S3 notification, {"Records": [...]} (eventName "ObjectCreated:*" /
- *     "ObjectRemoved:*"), as S3 -> SNS/SQS relays and MinIO send it;
+ *     "ObjectRemoved:*", or with MinIO's "s3:" prefix, "s3:ObjectCreated:Put"), as S3 -> SNS/SQS
+ *     relays and MinIO send it;
  *   - the s3:TestEvent S3 sends when a notification configuration is saved (acknowledged).
  *
  * Keys: a classic key is form-decoded ('+' is a space, then %XX) and must then be valid UTF-8,

@@ -20,9 +20,11 @@ if [ -n "$missing" ]; then
 fi
 
 # s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
+# Only where npm exists: the image's build stage (docker/Dockerfile) runs `make deps` without Node.
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -f "$here/node_modules/s3rver/package.json" ] ||
-   ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; then
+if command -v npm >/dev/null 2>&1 &&
+   { [ ! -f "$here/node_modules/s3rver/package.json" ] ||
+     ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; }; then
     npm ci --prefix "$here" --no-audit --no-fund
 fi
 
@@ -35,4 +37,14 @@ fi
 # + openapi/package-lock.json into openapi/node_modules.
 if command -v npm >/dev/null 2>&1 && [ ! -x "$here/../openapi/node_modules/.bin/redocly" ]; then
     npm ci --prefix "$here/../openapi" --no-audit --no-fund
+fi
+
+# dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into
+# docker/node_modules (tests/integration/test_docker_lint.sh). Only where npm exists: the image's
+# build stage runs `make deps` without Node.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null 2>&1 &&
+   ! grep -qs '"version": "1.8.0"' "$root/docker/node_modules/dockerfilelint/package.json"; then
+    npm ci --prefix "$root/docker" --no-audit --no-fund ||
+        echo "deps.sh: npm ci --prefix docker failed; the Dockerfile lint will fail" >&2
 fi
