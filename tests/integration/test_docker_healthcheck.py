@@ -134,7 +134,8 @@ def real_service(binary):
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
             env = {k: v for k, v in os.environ.items() if not k.startswith(("HCPIPE_", "AWS_"))}
-            env.update({"HCPIPE_LISTEN": "127.0.0.1:%d" % port, "HCPIPE_DATA_DIR": d})
+            env.update({"HCPIPE_LISTEN": "127.0.0.1:%d" % port, "HCPIPE_DATA_DIR": d,
+                        "HCPIPE_WEBHOOK_API_KEY": "healthcheck-test-key"})
             log = open(os.path.join(d, "log"), "wb")
             proc = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
             rc = 1
