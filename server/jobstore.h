@@ -8,9 +8,12 @@
  *                  |  \-> failed -> dead            (attempts exhausted: the dead-letter list)
  *                  \-> cancelled
  *
- * (a non-transient error goes straight to `failed`; `dead` is a failed job whose attempts are
- * exhausted or that will not be retried). Every function commits before it returns, so a job
- * the API acknowledged survives a crash. All functions are thread-safe. Each returns an hc_err.
+ * The worker's rule: a non-transient error goes straight to `failed`; a transient error is
+ * retried (`retrying`) until max_attempts, then the job is `dead` (the dead-letter list). Both
+ * `failed` and `dead` can be replayed with jobstore_retry(). Every function commits before it
+ * returns, so a job the API acknowledged survives a crash. All functions are thread-safe (one
+ * connection behind a mutex, see jobstore.c). Each returns an hc_err; a transition from a state
+ * that does not allow it returns HC_ECONFLICT, an unknown id HC_EJOBNOTFOUND.
  */
 #ifndef HCPIPE_JOBSTORE_H
 #define HCPIPE_JOBSTORE_H
@@ -96,6 +99,11 @@ struct job_filter {
 int jobstore_list(struct jobstore *js, const struct job_filter *f, struct job ***jobs_out,
                   size_t *n_out, char **next_cursor_out);
 
+/* The jobs an event made, oldest first (for the events module: an event delivered twice makes one
+ * job). Frees as for jobstore_list(); *n_out is 0 when none. */
+int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job ***jobs_out,
+                           size_t *n_out);
+
 /* Atomically claims the oldest runnable job (queued or retrying, next_run_ms <= now_ms), moving
  * it to running with attempts + 1. HC_ENOTFOUND when none is runnable. Caller frees *out. */
 int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out);
@@ -106,13 +114,17 @@ int jobstore_set_handle(struct jobstore *js, const char *id, const char *handle)
 /* running -> succeeded, with the engine's statistics (borrowed) and the result's row count. */
 int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_t row_count);
 
-/* running -> retrying (when retry_at_ms >= 0) or failed/dead (retry_at_ms < 0; dead when
- * `dead`), storing the problem document (borrowed). */
+/* running -> retrying (when retry_at_ms >= 0: next_run_ms = retry_at_ms, and the handle is
+ * cleared so the next attempt starts a new query) or failed/dead (retry_at_ms < 0; dead when
+ * `dead`; the handle is kept), storing the problem document (borrowed). */
 int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
                   int dead);
 
 /* Asks for cancellation: a queued/retrying job becomes cancelled at once; a running job gets
- * cancel_requested (the worker finishes it). HC_ECONFLICT for a job in a final state. */
+ * cancel_requested (the worker finishes it), and so does a queued job that still has an engine
+ * handle (it was interrupted mid-run by a restart: the worker that claims it stops the engine's
+ * query, then marks it cancelled). Idempotent on a job already flagged. HC_ECONFLICT for a job
+ * in a final state. */
 int jobstore_cancel(struct jobstore *js, const char *id, struct job **out);
 
 /* running -> cancelled (called by the worker once the engine stopped). */

@@ -3,8 +3,16 @@
  *
  * Workers claim runnable jobs from the job store, drive the engine (start, poll, fetch_page into
  * the result writer), and report every outcome back through the job store; they never touch
- * HTTP state. A transient failure is retried with exponential backoff and full jitter until
- * max_attempts, then the job is dead.
+ * HTTP state. Outcomes of an attempt:
+ *   success                                        -> succeeded
+ *   cancel requested                               -> engine cancel, cancelled
+ *   deadline min(job timeout_s, job_timeout_s) passed -> engine cancel, failed (HC_ETIMEOUT)
+ *   transient error (hc_err_transient), attempts < max_attempts
+ *                                                  -> retrying, after worker_backoff_ms()
+ *   transient error, attempts exhausted            -> dead (the dead-letter list)
+ *   non-transient error                            -> failed
+ * Both failed and dead jobs can be replayed (jobstore_retry()). A job claimed with more attempts
+ * than max_attempts (the service died during each) is dead without running.
  */
 #ifndef HCPIPE_WORKER_H
 #define HCPIPE_WORKER_H

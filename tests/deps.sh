@@ -15,3 +15,10 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+
+# The pinned OpenAPI linter (tests/integration/test_openapi_lint.sh), where npm is installed.
+if command -v npm >/dev/null 2>&1; then
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    [ -x "$here/openapi/node_modules/.bin/redocly" ] ||
+        npm ci --prefix "$here/openapi" --no-audit --no-fund
+fi

@@ -1,0 +1,952 @@
+/*
+ * jobstore.c: the job store, one SQLite database in WAL mode.
+ *
+ * How it is organised:
+ *   1. the schema as a list of forward migrations, indexed by PRAGMA user_version and run in one
+ *      IMMEDIATE transaction at open (a database newer than this binary is refused);
+ *   2. conversions: enum <-> name, row -> struct job, struct job -> API document, the cursor;
+ *   3. the public functions. Each is one SQL statement (or a read right after one) run under the
+ *      store's mutex in autocommit mode, so every mutation is committed before it returns.
+ *
+ * Threading: one connection guarded by one pthread mutex. The workers and the HTTP threads only
+ * ever run short single-row statements, SQLite serialises writers anyway, and one connection
+ * means no SQLITE_BUSY between our own threads and the claim stays atomic without retry loops.
+ * busy_timeout is still set for another process (an operator's sqlite3 shell, a second hcpipe).
+ * The connection is opened with SQLITE_OPEN_NOMUTEX because our mutex already serialises it.
+ *
+ * Durability: journal_mode=WAL with synchronous=FULL: a committed job survives a crash and a
+ * power loss.
+ *
+ * Schema versions:
+ *   1  the jobs table and its indexes (claim, listing, listing by state and by query);
+ *   2  jobs.event_id and an index on it (the events issue looks jobs up by event).
+ * A new version appends one entry to `migrations`; never edit an entry that has shipped.
+ */
+#include "server/jobstore.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/error.h"
+#include "server/log.h"
+#include "server/sys.h"
+
+struct jobstore {
+    sqlite3 *db;          /* the one connection (see the file header) */
+    pthread_mutex_t lock; /* held around every use of db */
+};
+
+/* ---- 1. schema ---------------------------------------------------------------------------- */
+
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE jobs ("
+    "  id               TEXT PRIMARY KEY NOT NULL,"
+    "  query            TEXT NOT NULL,"
+    "  source           TEXT,"
+    "  as_of            TEXT NOT NULL,"
+    "  scope            TEXT NOT NULL CHECK (scope IN ('dataset', 'object')),"
+    "  on_bad_record    TEXT NOT NULL CHECK (on_bad_record IN ('fail', 'skip')),"
+    "  timeout_s        INTEGER NOT NULL DEFAULT 0,"
+    "  engine           TEXT NOT NULL,"
+    "  state            TEXT NOT NULL CHECK (state IN ('queued', 'running', 'retrying',"
+    "                     'succeeded', 'failed', 'dead', 'cancelled')),"
+    "  attempts         INTEGER NOT NULL DEFAULT 0,"
+    "  handle           TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms       INTEGER NOT NULL,"
+    "  updated_ms       INTEGER NOT NULL,"
+    "  started_ms       INTEGER NOT NULL DEFAULT 0,"
+    "  finished_ms      INTEGER NOT NULL DEFAULT 0,"
+    "  next_run_ms      INTEGER NOT NULL DEFAULT 0,"
+    "  error            TEXT,"
+    "  stats            TEXT,"
+    "  row_count        INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX jobs_claim ON jobs (next_run_ms, created_ms)"
+    "  WHERE state IN ('queued', 'retrying');"
+    "CREATE INDEX jobs_by_created ON jobs (created_ms DESC, id DESC);"
+    "CREATE INDEX jobs_by_state ON jobs (state, created_ms DESC, id DESC);"
+    "CREATE INDEX jobs_by_query ON jobs (query, created_ms DESC, id DESC);",
+    /* 1 -> 2 */
+    "ALTER TABLE jobs ADD COLUMN event_id TEXT;"
+    "CREATE INDEX jobs_by_event ON jobs (event_id) WHERE event_id IS NOT NULL;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* Columns in the order row_to_job() reads them. */
+#define JOB_COLS                                                                                   \
+    "id, query, source, as_of, scope, on_bad_record, timeout_s, engine, event_id, state, "         \
+    "attempts, handle, cancel_requested, created_ms, updated_ms, started_ms, finished_ms, "        \
+    "next_run_ms, error, stats, row_count"
+
+/* Maps an SQLite result code to an hc_err and logs it. */
+static int db_err(struct jobstore *js, int rc, const char *what)
+{
+    log_error("jobstore: sqlite error", "op", what, "error", sqlite3_errmsg(js->db), NULL);
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return HC_ENOMEM;
+    case SQLITE_FULL:
+        return HC_EDISKFULL;
+    case SQLITE_IOERR:
+        return HC_EIO;
+    default:
+        return HC_EDB;
+    }
+}
+
+static int exec(struct jobstore *js, const char *sql)
+{
+    int rc = sqlite3_exec(js->db, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? HC_OK : db_err(js, rc, sql);
+}
+
+static int user_version(struct jobstore *js, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(js->db, "PRAGMA user_version", -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? HC_OK : db_err(js, rc, "user_version");
+}
+
+/* Runs the missing migrations in one transaction. */
+static int migrate(struct jobstore *js)
+{
+    char sql[64];
+    int version = 0;
+    int err = exec(js, "BEGIN IMMEDIATE");
+
+    if (err)
+        return err;
+    err = user_version(js, &version);
+    if (!err && version > SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql, "%d", version);
+        log_error("jobstore: database schema is newer than this program", "user_version", sql,
+                  NULL);
+        err = HC_EDB;
+    }
+    for (int v = version; !err && v < SCHEMA_VERSION; v++)
+        err = exec(js, migrations[v]);
+    if (!err && version < SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        err = exec(js, sql);
+    }
+    if (!err)
+        err = exec(js, "COMMIT");
+    if (err)
+        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+int jobstore_open(const char *path, struct jobstore **out)
+{
+    struct jobstore *js = NULL;
+    int err = HC_OK;
+    int rc;
+
+    *out = NULL;
+    js = calloc(1, sizeof *js);
+    if (!js)
+        return HC_ENOMEM;
+    pthread_mutex_init(&js->lock, NULL);
+    rc = sqlite3_open_v2(path, &js->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        err = js->db ? db_err(js, rc, "open") : HC_ENOMEM;
+        goto out;
+    }
+    sqlite3_busy_timeout(js->db, 5000);
+    sqlite3_extended_result_codes(js->db, 1);
+    err = exec(js, "PRAGMA journal_mode = WAL");
+    if (!err)
+        err = exec(js, "PRAGMA synchronous = FULL");
+    if (!err)
+        err = exec(js, "PRAGMA foreign_keys = ON");
+    if (!err)
+        err = migrate(js);
+out:
+    if (err) {
+        jobstore_close(js);
+        return err;
+    }
+    *out = js;
+    return HC_OK;
+}
+
+void jobstore_close(struct jobstore *js)
+{
+    if (!js)
+        return;
+    sqlite3_close(js->db);
+    pthread_mutex_destroy(&js->lock);
+    free(js);
+}
+
+/* ---- 2. conversions ----------------------------------------------------------------------- */
+
+static const char *const state_names[] = {"queued", "running", "retrying", "succeeded",
+                                          "failed", "dead",    "cancelled"};
+
+const char *job_state_name(enum job_state s)
+{
+    return ((int)s >= 0 && (int)s <= JOB_CANCELLED) ? state_names[s] : "unknown";
+}
+
+int job_state_parse(const char *name)
+{
+    for (int i = 0; name && i <= JOB_CANCELLED; i++)
+        if (strcmp(name, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *scope_name(enum job_scope s)
+{
+    return s == SCOPE_OBJECT ? "object" : "dataset";
+}
+
+static const char *policy_name(enum bad_record_policy p)
+{
+    return p == BAD_RECORD_SKIP ? "skip" : "fail";
+}
+
+void job_free(struct job *job)
+{
+    if (!job)
+        return;
+    free(job->query);
+    free(job->source);
+    free(job->as_of);
+    free(job->engine);
+    free(job->event_id);
+    free(job->handle);
+    json_decref(job->error);
+    json_decref(job->stats);
+    free(job);
+}
+
+/* A malloc'ed copy of a text column, NULL for SQL NULL; *oom set when the copy failed. */
+static char *col_dup(sqlite3_stmt *st, int i, int *oom)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    char *s;
+
+    if (!t)
+        return NULL;
+    s = strdup((const char *)t);
+    if (!s)
+        *oom = 1;
+    return s;
+}
+
+static json_t *col_json(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+
+    return t ? json_loads((const char *)t, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* Builds a job from the current row (columns as JOB_COLS). */
+static int row_to_job(sqlite3_stmt *st, struct job **out)
+{
+    struct job *job = calloc(1, sizeof *job);
+    const unsigned char *id;
+    int oom = 0;
+    int state;
+
+    *out = NULL;
+    if (!job)
+        return HC_ENOMEM;
+    id = sqlite3_column_text(st, 0);
+    snprintf(job->id, sizeof job->id, "%s", id ? (const char *)id : "");
+    job->query = col_dup(st, 1, &oom);
+    job->source = col_dup(st, 2, &oom);
+    job->as_of = col_dup(st, 3, &oom);
+    job->scope = strcmp((const char *)sqlite3_column_text(st, 4), "object") == 0 ? SCOPE_OBJECT
+                                                                                 : SCOPE_DATASET;
+    job->on_bad_record = strcmp((const char *)sqlite3_column_text(st, 5), "skip") == 0
+                             ? BAD_RECORD_SKIP
+                             : BAD_RECORD_FAIL;
+    job->timeout_s = sqlite3_column_int(st, 6);
+    job->engine = col_dup(st, 7, &oom);
+    job->event_id = col_dup(st, 8, &oom);
+    state = job_state_parse((const char *)sqlite3_column_text(st, 9));
+    job->state = state < 0 ? JOB_FAILED : (enum job_state)state;
+    job->attempts = sqlite3_column_int(st, 10);
+    job->handle = col_dup(st, 11, &oom);
+    job->cancel_requested = sqlite3_column_int(st, 12);
+    job->created_ms = sqlite3_column_int64(st, 13);
+    job->updated_ms = sqlite3_column_int64(st, 14);
+    job->started_ms = sqlite3_column_int64(st, 15);
+    job->finished_ms = sqlite3_column_int64(st, 16);
+    job->next_run_ms = sqlite3_column_int64(st, 17);
+    job->error = col_json(st, 18);
+    job->stats = col_json(st, 19);
+    job->row_count = (uint64_t)sqlite3_column_int64(st, 20);
+    if (oom) {
+        job_free(job);
+        return HC_ENOMEM;
+    }
+    *out = job;
+    return HC_OK;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    char t[25];
+
+    if (ms <= 0)
+        return json_null();
+    sys_time_rfc3339(ms, t);
+    return json_string(t);
+}
+
+json_t *job_to_json(const struct job *job)
+{
+    json_t *doc = json_object();
+    char link[96];
+    int bad = 0;
+
+    if (!doc)
+        return NULL;
+    bad |= json_object_set_new(doc, "id", json_string(job->id));
+    bad |= json_object_set_new(doc, "state", json_string(job_state_name(job->state)));
+    bad |= json_object_set_new(doc, "query", str_or_null(job->query));
+    bad |= json_object_set_new(doc, "as_of", str_or_null(job->as_of));
+    bad |= json_object_set_new(doc, "source", str_or_null(job->source));
+    bad |= json_object_set_new(doc, "scope", json_string(scope_name(job->scope)));
+    bad |= json_object_set_new(doc, "on_bad_record", json_string(policy_name(job->on_bad_record)));
+    bad |= json_object_set_new(doc, "timeout_s", json_integer(job->timeout_s));
+    bad |= json_object_set_new(doc, "engine", str_or_null(job->engine));
+    bad |= json_object_set_new(doc, "event_id", str_or_null(job->event_id));
+    bad |= json_object_set_new(doc, "attempts", json_integer(job->attempts));
+    bad |= json_object_set_new(doc, "cancel_requested", json_boolean(job->cancel_requested));
+    bad |= json_object_set_new(doc, "created_at", time_or_null(job->created_ms));
+    bad |= json_object_set_new(doc, "updated_at", time_or_null(job->updated_ms));
+    bad |= json_object_set_new(doc, "started_at", time_or_null(job->started_ms));
+    bad |= json_object_set_new(doc, "finished_at", time_or_null(job->finished_ms));
+    bad |= json_object_set_new(doc, "next_run_at",
+                               job->state == JOB_RETRYING ? time_or_null(job->next_run_ms)
+                                                          : json_null());
+    bad |= json_object_set_new(doc, "error", job->error ? json_incref(job->error) : json_null());
+    bad |= json_object_set_new(doc, "stats", job->stats ? json_incref(job->stats) : json_null());
+    bad |= json_object_set_new(
+        doc, "row_count",
+        job->state == JOB_SUCCEEDED ? json_integer((json_int_t)job->row_count) : json_null());
+    if (job->state == JOB_SUCCEEDED) {
+        json_t *links = json_object();
+
+        bad |= json_object_set_new(doc, "links", links);
+        snprintf(link, sizeof link, "/jobs/%s", job->id);
+        bad |= json_object_set_new(links, "self", json_string(link));
+        snprintf(link, sizeof link, "/jobs/%s/result.json", job->id);
+        bad |= json_object_set_new(links, "result_json", json_string(link));
+        snprintf(link, sizeof link, "/jobs/%s/result.csv", job->id);
+        bad |= json_object_set_new(links, "result_csv", json_string(link));
+    }
+    if (bad) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/*
+ * The listing cursor: base64url (no padding) of "<created_ms>:<id>" of the last job of a page.
+ * Opaque to clients; decoding checks every byte, so a forged or truncated cursor is refused.
+ */
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *cursor_encode(int64_t created_ms, const char *id)
+{
+    char plain[96];
+    int n = snprintf(plain, sizeof plain, "%lld:%s", (long long)created_ms, id);
+    char *out = malloc((size_t)n / 3 * 4 + 5);
+    size_t o = 0;
+
+    if (!out)
+        return NULL;
+    for (int i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)plain[i] << 16;
+        int left = n - i;
+
+        if (left > 1)
+            v |= (uint32_t)(unsigned char)plain[i + 1] << 8;
+        if (left > 2)
+            v |= (unsigned char)plain[i + 2];
+        out[o++] = b64url[(v >> 18) & 63];
+        out[o++] = b64url[(v >> 12) & 63];
+        if (left > 1)
+            out[o++] = b64url[(v >> 6) & 63];
+        if (left > 2)
+            out[o++] = b64url[v & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int b64url_value(char c)
+{
+    const char *p = c ? strchr(b64url, c) : NULL;
+
+    return p ? (int)(p - b64url) : -1;
+}
+
+/* Decodes a cursor into its creation time and id. HC_EVALIDATION when malformed. */
+static int cursor_decode(const char *cursor, int64_t *created_ms, char id[37])
+{
+    char plain[96];
+    size_t len = strlen(cursor), n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    char *end;
+    const char *colon;
+    long long ms;
+
+    if (len == 0 || len > 120 || len % 4 == 1)
+        return HC_EVALIDATION;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value(cursor[i]);
+
+        if (v < 0)
+            return HC_EVALIDATION;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            plain[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    plain[n] = '\0';
+    colon = strchr(plain, ':');
+    if (!colon || colon == plain || strlen(colon + 1) != 36 || memchr(plain, '\0', n))
+        return HC_EVALIDATION;
+    for (const char *p = plain; p < colon; p++)
+        if (*p < '0' || *p > '9')
+            return HC_EVALIDATION;
+    for (const char *p = colon + 1; *p; p++)
+        if (!strchr("0123456789abcdef-", *p))
+            return HC_EVALIDATION;
+    ms = strtoll(plain, &end, 10);
+    if (end != colon || ms < 0)
+        return HC_EVALIDATION;
+    *created_ms = ms;
+    memcpy(id, colon + 1, 37);
+    return HC_OK;
+}
+
+/* ---- 3. the store ------------------------------------------------------------------------- */
+
+static int prepare(struct jobstore *js, const char *sql, sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(js->db, sql, -1, st, NULL);
+
+    return rc == SQLITE_OK ? HC_OK : db_err(js, rc, sql);
+}
+
+static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+
+    if (!v)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void bind_int64(sqlite3_stmt *st, const char *name, int64_t v)
+{
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, name), v);
+}
+
+/* Binds a JSON document as compact text (NULL -> SQL NULL). HC_ENOMEM when it can't be dumped. */
+static int bind_json(sqlite3_stmt *st, const char *name, const json_t *v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    char *text;
+
+    if (!v)
+        return sqlite3_bind_null(st, i) == SQLITE_OK ? HC_OK : HC_EDB;
+    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        return HC_ENOMEM;
+    sqlite3_bind_text(st, i, text, -1, free);
+    return HC_OK;
+}
+
+/* Reads one job by id; the lock is held. */
+static int get_locked(struct jobstore *js, const char *id, struct job **out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = prepare(js, "SELECT " JOB_COLS " FROM jobs WHERE id = :id", &st);
+    int rc;
+
+    *out = NULL;
+    if (err)
+        return err;
+    bind_text(st, ":id", id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        err = row_to_job(st, out);
+    else if (rc == SQLITE_DONE)
+        err = HC_EJOBNOTFOUND;
+    else
+        err = db_err(js, rc, "get");
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* After an UPDATE that changed nothing: the job is missing, or in the wrong state. */
+static int explain_miss_locked(struct jobstore *js, const char *id)
+{
+    struct job *job = NULL;
+    int err = get_locked(js, id, &job);
+
+    job_free(job);
+    return err ? err : HC_ECONFLICT;
+}
+
+/* Runs a prepared single-row UPDATE of job `id` (bound as :id) and finalizes it. HC_OK when a
+ * row changed, HC_EJOBNOTFOUND or HC_ECONFLICT otherwise; *out (optional) receives the job. */
+static int update_locked(struct jobstore *js, sqlite3_stmt *st, const char *id, struct job **out)
+{
+    int rc = sqlite3_step(st);
+    int err = rc == SQLITE_DONE ? HC_OK : db_err(js, rc, "update");
+
+    sqlite3_finalize(st);
+    if (err)
+        return err;
+    if (sqlite3_changes(js->db) == 0)
+        return explain_miss_locked(js, id);
+    if (out)
+        err = get_locked(js, id, out);
+    return err;
+}
+
+int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job **out)
+{
+    sqlite3_stmt *st = NULL;
+    char id[37], date[11];
+    int64_t now = sys_now_ms();
+    int err, rc;
+
+    if (out)
+        *out = NULL;
+    if (!spec->query || spec->timeout_s < 0)
+        return HC_EINVAL;
+    sys_uuid(id);
+    sys_date_utc(now, date);
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "INSERT INTO jobs (id, query, source, as_of, scope, on_bad_record, timeout_s,"
+                  " engine, event_id, state, attempts, created_ms, updated_ms, next_run_ms)"
+                  " VALUES (:id, :query, :source, :as_of, :scope, :policy, :timeout, :engine,"
+                  " :event, 'queued', 0, :now, :now, :now)",
+                  &st);
+    if (err)
+        goto out;
+    bind_text(st, ":id", id);
+    bind_text(st, ":query", spec->query);
+    bind_text(st, ":source", spec->source);
+    bind_text(st, ":as_of", spec->as_of ? spec->as_of : date);
+    bind_text(st, ":scope", scope_name(spec->scope));
+    bind_text(st, ":policy", policy_name(spec->on_bad_record));
+    bind_int64(st, ":timeout", spec->timeout_s);
+    bind_text(st, ":engine", spec->engine ? spec->engine : "local");
+    bind_text(st, ":event", spec->event_id);
+    bind_int64(st, ":now", now);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = db_err(js, rc, "insert");
+    sqlite3_finalize(st);
+    if (err)
+        goto out;
+    if (out)
+        err = get_locked(js, id, out);
+out:
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_get(struct jobstore *js, const char *id, struct job **out)
+{
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = get_locked(js, id, out);
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+/* Steps a SELECT of JOB_COLS into a growing array (at most `max` jobs). */
+static int collect_locked(struct jobstore *js, sqlite3_stmt *st, size_t max, struct job ***jobs_out,
+                          size_t *n_out)
+{
+    struct job **jobs = NULL;
+    size_t n = 0, cap = 0;
+    int err = HC_OK;
+    int rc = SQLITE_DONE;
+
+    while (n < max) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct job **grown = realloc(jobs, ncap * sizeof *grown);
+
+            if (!grown) {
+                err = HC_ENOMEM;
+                break;
+            }
+            jobs = grown;
+            cap = ncap;
+        }
+        err = row_to_job(st, &jobs[n]);
+        if (err)
+            break;
+        n++;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = db_err(js, rc, "select");
+    if (err) {
+        for (size_t i = 0; i < n; i++)
+            job_free(jobs[i]);
+        free(jobs);
+        return err;
+    }
+    *jobs_out = jobs;
+    *n_out = n;
+    return HC_OK;
+}
+
+int jobstore_list(struct jobstore *js, const struct job_filter *f, struct job ***jobs_out,
+                  size_t *n_out, char **next_cursor_out)
+{
+    sqlite3_stmt *st = NULL;
+    struct job **jobs = NULL;
+    size_t n = 0;
+    char sql[512], cursor_id[37];
+    int64_t cursor_ms = 0;
+    int err;
+
+    *jobs_out = NULL;
+    *n_out = 0;
+    *next_cursor_out = NULL;
+    if (f->limit < 1 || f->limit > 1000 || f->state < -1 || f->state > JOB_CANCELLED)
+        return HC_EVALIDATION;
+    if (f->cursor && cursor_decode(f->cursor, &cursor_ms, cursor_id) != HC_OK)
+        return HC_EVALIDATION;
+    snprintf(sql, sizeof sql,
+             "SELECT " JOB_COLS " FROM jobs WHERE 1%s%s%s"
+             " ORDER BY created_ms DESC, id DESC LIMIT :limit",
+             f->state >= 0 ? " AND state = :state" : "", f->query ? " AND query = :query" : "",
+             f->cursor ? " AND (created_ms < :cms OR (created_ms = :cms AND id < :cid))" : "");
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js, sql, &st);
+    if (err)
+        goto out;
+    if (f->state >= 0)
+        bind_text(st, ":state", job_state_name((enum job_state)f->state));
+    bind_text(st, ":query", f->query);
+    if (f->cursor) {
+        bind_int64(st, ":cms", cursor_ms);
+        bind_text(st, ":cid", cursor_id);
+    }
+    /* One more than asked for: its presence says whether there is a next page. */
+    bind_int64(st, ":limit", (int64_t)f->limit + 1);
+    err = collect_locked(js, st, f->limit + 1, &jobs, &n);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&js->lock);
+    if (err)
+        return err;
+    if (n > f->limit) {
+        job_free(jobs[f->limit]);
+        n = f->limit;
+        *next_cursor_out = cursor_encode(jobs[n - 1]->created_ms, jobs[n - 1]->id);
+        if (!*next_cursor_out) {
+            for (size_t i = 0; i < n; i++)
+                job_free(jobs[i]);
+            free(jobs);
+            return HC_ENOMEM;
+        }
+    }
+    *jobs_out = jobs;
+    *n_out = n;
+    return HC_OK;
+}
+
+int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job ***jobs_out,
+                           size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    *jobs_out = NULL;
+    *n_out = 0;
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "SELECT " JOB_COLS " FROM jobs WHERE event_id = :event"
+                  " ORDER BY created_ms, id",
+                  &st);
+    if (!err) {
+        bind_text(st, ":event", event_id);
+        err = collect_locked(js, st, SIZE_MAX, jobs_out, n_out);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out)
+{
+    sqlite3_stmt *st = NULL;
+    int err, rc;
+
+    *out = NULL;
+    pthread_mutex_lock(&js->lock);
+    /* One statement: the pick and the update are atomic even against another process. */
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                  " started_ms = :now, updated_ms = :now"
+                  " WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'retrying')"
+                  "   AND next_run_ms <= :now ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
+                  " RETURNING " JOB_COLS,
+                  &st);
+    if (err)
+        goto out;
+    bind_int64(st, ":now", now_ms);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        err = row_to_job(st, out);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE && !err)
+            err = db_err(js, rc, "claim");
+    } else if (rc == SQLITE_DONE) {
+        err = HC_ENOTFOUND;
+    } else {
+        err = db_err(js, rc, "claim");
+    }
+    sqlite3_finalize(st);
+    if (err && *out) {
+        job_free(*out);
+        *out = NULL;
+    }
+out:
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_set_handle(struct jobstore *js, const char *id, const char *handle)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET handle = :handle, updated_ms = :now"
+                  " WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        bind_text(st, ":handle", handle);
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":id", id);
+        err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_t row_count)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t now = sys_now_ms();
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'succeeded', stats = :stats, row_count = :rows,"
+                  " error = NULL, finished_ms = :now, updated_ms = :now"
+                  " WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        err = bind_json(st, ":stats", stats);
+        bind_int64(st, ":rows", (int64_t)row_count);
+        bind_int64(st, ":now", now);
+        bind_text(st, ":id", id);
+        if (err)
+            sqlite3_finalize(st);
+        else
+            err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
+                  int dead)
+{
+    sqlite3_stmt *st = NULL;
+    const char *state = retry_at_ms >= 0 ? "retrying" : dead ? "dead" : "failed";
+    int64_t now = sys_now_ms();
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET state = :state, error = :error, updated_ms = :now,"
+                  " next_run_ms = CASE WHEN :retry >= 0 THEN :retry ELSE next_run_ms END,"
+                  " handle = CASE WHEN :retry >= 0 THEN NULL ELSE handle END,"
+                  " finished_ms = CASE WHEN :retry >= 0 THEN 0 ELSE :now END"
+                  " WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        bind_text(st, ":state", state);
+        err = bind_json(st, ":error", problem);
+        bind_int64(st, ":now", now);
+        bind_int64(st, ":retry", retry_at_ms);
+        bind_text(st, ":id", id);
+        if (err)
+            sqlite3_finalize(st);
+        else
+            err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_cancel(struct jobstore *js, const char *id, struct job **out)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    if (out)
+        *out = NULL;
+    pthread_mutex_lock(&js->lock);
+    /* A job nobody runs is cancelled at once. A running one, or a queued one that was
+     * interrupted mid-run (it has a handle: its engine query may still be going), is flagged for
+     * a worker, which stops the engine's query first. */
+    err = prepare(js,
+                  "UPDATE jobs SET cancel_requested = 1, updated_ms = :now,"
+                  " state = CASE WHEN state = 'running' OR handle IS NOT NULL THEN state"
+                  "   ELSE 'cancelled' END,"
+                  " finished_ms = CASE WHEN state = 'running' OR handle IS NOT NULL"
+                  "   THEN finished_ms ELSE :now END"
+                  " WHERE id = :id AND state IN ('queued', 'retrying', 'running')",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":id", id);
+        err = update_locked(js, st, id, out);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_mark_cancelled(struct jobstore *js, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'cancelled', cancel_requested = 1,"
+                  " finished_ms = :now, updated_ms = :now WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":id", id);
+        err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_retry(struct jobstore *js, const char *id, struct job **out)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    if (out)
+        *out = NULL;
+    pthread_mutex_lock(&js->lock);
+    /* A replay starts over: no handle (the old query failed), no error, no attempts. */
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'queued', attempts = 0, handle = NULL, error = NULL,"
+                  " cancel_requested = 0, finished_ms = 0, next_run_ms = :now, updated_ms = :now"
+                  " WHERE id = :id AND state IN ('failed', 'dead')",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":id", id);
+        err = update_locked(js, st, id, out);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_recover(struct jobstore *js, int *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    int err, rc;
+
+    if (n_out)
+        *n_out = 0;
+    pthread_mutex_lock(&js->lock);
+    /* next_run_ms = 0: interrupted jobs go first. The handle stays, so the engine re-attaches. */
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'queued', next_run_ms = 0, updated_ms = :now"
+                  " WHERE state = 'running'",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = db_err(js, rc, "recover");
+        else if (n_out)
+            *n_out = sqlite3_changes(js->db);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+int jobstore_count_by_state(struct jobstore *js, uint64_t counts_out[JOB_CANCELLED + 1])
+{
+    sqlite3_stmt *st = NULL;
+    int err, rc;
+
+    memset(counts_out, 0, sizeof(uint64_t) * (JOB_CANCELLED + 1));
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js, "SELECT state, count(*) FROM jobs GROUP BY state", &st);
+    if (!err) {
+        for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+            int s = job_state_parse((const char *)sqlite3_column_text(st, 0));
+
+            if (s >= 0)
+                counts_out[s] = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        if (rc != SQLITE_DONE)
+            err = db_err(js, rc, "count");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}

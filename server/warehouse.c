@@ -1,0 +1,738 @@
+/*
+ * warehouse.c: the SQLite warehouse of the `local` engine (schema and contracts in warehouse.h).
+ *
+ * Organisation: schema and migrations; open/close (the write connection with its persistent
+ * prepared statements); small statement helpers; removal of an object's rows and the repair of
+ * `current` for facilities that lost their current row; the load transaction (begin, record,
+ * bad, commit, abort); delete.
+ *
+ * Speed: a load reuses its prepared statements inside one transaction. Facility rows get
+ * explicit, contiguous ids, so an object's rows are a rowid range (deleted without any secondary
+ * index) and accreditations are appended at the end of their clustered b-tree. The only index
+ * maintained per record is `current`'s primary key, which also detects a facility_id repeated
+ * within the object (ON CONFLICT DO NOTHING changes no row, and the row found belongs to this
+ * load). The write connection's page cache is capped (WAREHOUSE_CACHE_KIB) to keep memory flat.
+ */
+#include "server/warehouse.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/error.h"
+#include "server/sys.h"
+
+#define WAREHOUSE_CACHE_KIB  32768 /* write connection page cache */
+#define WAREHOUSE_READER_KIB 16384 /* read connection page cache */
+#define WAREHOUSE_BUSY_MS    30000
+
+static const char *const migrations[] = {
+    /* version 1 */
+    "CREATE TABLE objects("
+    " load_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " bucket TEXT NOT NULL, key TEXT NOT NULL,"
+    " size INTEGER NOT NULL, version TEXT NOT NULL,"
+    " fac_first INTEGER NOT NULL, fac_last INTEGER NOT NULL,"
+    " n_records INTEGER NOT NULL, n_bad INTEGER NOT NULL, bad_records TEXT,"
+    " loaded_ms INTEGER NOT NULL,"
+    " UNIQUE(bucket, key));"
+    "CREATE TABLE facilities("
+    " id INTEGER PRIMARY KEY, load_id INTEGER NOT NULL, cur INTEGER NOT NULL,"
+    " facility_id TEXT NOT NULL, name TEXT, employee_count INTEGER,"
+    " address TEXT, city TEXT, state TEXT, zip TEXT,"
+    " n_services INTEGER NOT NULL, first_valid_until INTEGER);"
+    "CREATE TABLE accreditations("
+    " fac INTEGER NOT NULL, ord INTEGER NOT NULL, body TEXT, acc_id TEXT, valid_until INTEGER,"
+    " PRIMARY KEY(fac, ord)) WITHOUT ROWID;"
+    "CREATE TABLE current("
+    " facility_id TEXT PRIMARY KEY, fac INTEGER NOT NULL, load_id INTEGER NOT NULL)"
+    " WITHOUT ROWID;",
+};
+
+enum stmt_id {
+    ST_CUR_INS,
+    ST_CUR_GET,
+    ST_CUR_UPD,
+    ST_FAC_UNCUR,
+    ST_FAC_INS,
+    ST_ACC_INS,
+    ST_OBJ_GET,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_CUR_INS] = "INSERT INTO current(facility_id, fac, load_id) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(facility_id) DO NOTHING",
+    [ST_CUR_GET] = "SELECT fac, load_id FROM current WHERE facility_id = ?1",
+    [ST_CUR_UPD] = "UPDATE current SET fac = ?2, load_id = ?3 WHERE facility_id = ?1",
+    [ST_FAC_UNCUR] = "UPDATE facilities SET cur = 0 WHERE id = ?1",
+    [ST_FAC_INS] = "INSERT INTO facilities(id, load_id, cur, facility_id, name, employee_count,"
+                   " address, city, state, zip, n_services, first_valid_until)"
+                   " VALUES(?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_ACC_INS] = "INSERT INTO accreditations(fac, ord, body, acc_id, valid_until)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_OBJ_GET] = "SELECT load_id, size, version, fac_first, fac_last, n_records, n_bad,"
+                   " bad_records FROM objects WHERE bucket = ?1 AND key = ?2",
+};
+
+struct warehouse {
+    char *path;
+    sqlite3 *db;                /* the write connection */
+    sqlite3_stmt *st[ST_COUNT]; /* persistent statements of the write connection */
+    pthread_mutex_t lock;       /* serialises loads and deletes on db */
+};
+
+struct warehouse_load {
+    struct warehouse *w;
+    enum bad_record_policy policy;
+    int64_t load_id;
+    int64_t fac_first, next_fac; /* facility ids of this load: [fac_first, next_fac) */
+    uint64_t records, bad;
+    json_t *bad_list; /* {position, reason[, source]} */
+    char *source;
+    int dberr; /* first database error, sticky */
+};
+
+int warehouse_sqlite_err(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return HC_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return HC_EDB;
+    case SQLITE_FULL:
+        return HC_EDISKFULL;
+    case SQLITE_IOERR:
+        return HC_EIO;
+    case SQLITE_NOMEM:
+        return HC_ENOMEM;
+    case SQLITE_INTERRUPT:
+        return HC_ECANCELLED;
+    default:
+        return HC_EDB;
+    }
+}
+
+/* ---- statement helpers ---- */
+
+/* Runs `sql` with int64 parameters ?1..?n. Returns an SQLite code. */
+static int exec_i64(sqlite3 *db, const char *sql, int n, const int64_t *args)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    for (int i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(st, i + 1, args[i]);
+    if (rc == SQLITE_OK) {
+        do {
+            rc = sqlite3_step(st);
+        } while (rc == SQLITE_ROW);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One int64 from a query with int64 parameters (0 when no row). */
+static int query_i64(sqlite3 *db, const char *sql, int n, const int64_t *args, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    *out = 0;
+    for (int i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(st, i + 1, args[i]);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* ---- open / close ---- */
+
+static int configure(sqlite3 *db, int cache_kib)
+{
+    char sql[160];
+
+    sqlite3_busy_timeout(db, WAREHOUSE_BUSY_MS);
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
+             " PRAGMA temp_store=FILE;",
+             cache_kib);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+static int migrate(sqlite3 *db)
+{
+    int64_t version;
+    int rc = query_i64(db, "PRAGMA user_version", 0, NULL, &version);
+    int n = (int)(sizeof migrations / sizeof migrations[0]);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    if (version > n)
+        return SQLITE_ERROR; /* written by a newer hcpipe */
+    while (version < n) {
+        char sql[64];
+
+        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = query_i64(db, "PRAGMA user_version", 0, NULL, &version);
+        if (rc == SQLITE_OK && version < n) {
+            rc = sqlite3_exec(db, migrations[version], NULL, NULL, NULL);
+            snprintf(sql, sizeof sql, "PRAGMA user_version=%d", (int)version + 1);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+        rc = query_i64(db, "PRAGMA user_version", 0, NULL, &version);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+int warehouse_open(const char *path, struct warehouse **out)
+{
+    struct warehouse *w = calloc(1, sizeof *w);
+    int rc = SQLITE_OK;
+
+    *out = NULL;
+    if (!w)
+        return HC_ENOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    w->path = strdup(path);
+    if (!w->path) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    rc = sqlite3_open_v2(path, &w->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = configure(w->db, WAREHOUSE_CACHE_KIB);
+    if (rc == SQLITE_OK)
+        rc = migrate(w->db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(w->db,
+                          "CREATE TEMP TABLE IF NOT EXISTS orphan(facility_id TEXT PRIMARY KEY)"
+                          " WITHOUT ROWID",
+                          NULL, NULL, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
+        rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
+out:
+    if (rc != SQLITE_OK) {
+        int err = warehouse_sqlite_err(rc);
+        warehouse_close(w);
+        return err == HC_OK ? HC_EDB : err;
+    }
+    *out = w;
+    return HC_OK;
+}
+
+void warehouse_close(struct warehouse *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(w->st[i]);
+    sqlite3_close(w->db);
+    pthread_mutex_destroy(&w->lock);
+    free(w->path);
+    free(w);
+}
+
+int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = configure(db, WAREHOUSE_READER_KIB);
+    if (rc != SQLITE_OK) {
+        sqlite3_close(db);
+        *db_out = NULL;
+        return warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    }
+    *db_out = db;
+    return HC_OK;
+}
+
+/* ---- removal and repair ---- */
+
+/* Removes the rows of load `load_id` (facility ids [first, last]); facilities whose current row
+ * it held are remembered in temp.orphan for repair_current(). Inside a transaction. */
+static int remove_load(sqlite3 *db, int64_t load_id, int64_t first, int64_t last)
+{
+    int64_t a1[1] = {load_id}, a2[2] = {first, last};
+    int rc = exec_i64(db,
+                      "INSERT OR IGNORE INTO temp.orphan SELECT facility_id FROM current"
+                      " WHERE load_id = ?1",
+                      1, a1);
+
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM current WHERE load_id = ?1", 1, a1);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM facilities WHERE id BETWEEN ?1 AND ?2", 2, a2);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM accreditations WHERE fac BETWEEN ?1 AND ?2", 2, a2);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM objects WHERE load_id = ?1", 1, a1);
+    return rc;
+}
+
+/* Gives every orphaned facility_id without a current row the most recently loaded row left
+ * (the largest id), if any. Inside a transaction; empties temp.orphan. */
+static int repair_current(sqlite3 *db)
+{
+    int64_t left = 0;
+    int rc = exec_i64(db,
+                      "DELETE FROM temp.orphan WHERE facility_id IN"
+                      " (SELECT facility_id FROM current)",
+                      0, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = query_i64(db, "SELECT count(*) FROM temp.orphan", 0, NULL, &left);
+    if (rc != SQLITE_OK || left == 0)
+        return rc;
+    /* A full scan of facilities: only after a delete or a reload that dropped facility ids. */
+    rc = exec_i64(db,
+                  "INSERT INTO current(facility_id, fac, load_id)"
+                  " SELECT facility_id, max(id), load_id FROM facilities"
+                  " WHERE facility_id IN (SELECT facility_id FROM temp.orphan)"
+                  " GROUP BY facility_id",
+                  0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db,
+                      "UPDATE facilities SET cur = 1 WHERE id IN (SELECT fac FROM current"
+                      " WHERE facility_id IN (SELECT facility_id FROM temp.orphan))",
+                      0, NULL);
+    if (rc == SQLITE_OK)
+        rc = exec_i64(db, "DELETE FROM temp.orphan", 0, NULL);
+    return rc;
+}
+
+/* ---- objects ---- */
+
+struct stored_object {
+    int found;
+    int64_t load_id, size, fac_first, fac_last, n_records, n_bad;
+    char *version;     /* malloc'ed */
+    char *bad_records; /* malloc'ed JSON text or NULL */
+};
+
+static int object_get(struct warehouse *w, const char *bucket, const char *key,
+                      struct stored_object *o)
+{
+    sqlite3_stmt *st = w->st[ST_OBJ_GET];
+    int rc;
+
+    memset(o, 0, sizeof *o);
+    sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 2);
+        const char *b = (const char *)sqlite3_column_text(st, 7);
+
+        o->found = 1;
+        o->load_id = sqlite3_column_int64(st, 0);
+        o->size = sqlite3_column_int64(st, 1);
+        o->fac_first = sqlite3_column_int64(st, 3);
+        o->fac_last = sqlite3_column_int64(st, 4);
+        o->n_records = sqlite3_column_int64(st, 5);
+        o->n_bad = sqlite3_column_int64(st, 6);
+        o->version = strdup(v ? v : "");
+        o->bad_records = b ? strdup(b) : NULL;
+        rc = (!o->version || (b && !o->bad_records)) ? SQLITE_NOMEM : SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static void stored_free(struct stored_object *o)
+{
+    free(o->version);
+    free(o->bad_records);
+}
+
+int warehouse_object_load_id(struct warehouse *w, const char *bucket, const char *key,
+                             int64_t *load_id_out)
+{
+    struct stored_object o;
+    int rc;
+
+    pthread_mutex_lock(&w->lock);
+    rc = object_get(w, bucket, key, &o);
+    pthread_mutex_unlock(&w->lock);
+    *load_id_out = o.load_id;
+    stored_free(&o);
+    if (rc != SQLITE_OK)
+        return warehouse_sqlite_err(rc);
+    return o.found ? HC_OK : HC_ENOTFOUND;
+}
+
+/* ---- loads ---- */
+
+int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj,
+                         enum bad_record_policy policy, struct warehouse_load **out,
+                         struct warehouse_load_stats *st_out, json_t **bad_records_out)
+{
+    struct stored_object o;
+    struct warehouse_load *ld = NULL;
+    int rc, err = HC_OK, in_tx = 0;
+
+    *out = NULL;
+    memset(st_out, 0, sizeof *st_out);
+    if (bad_records_out)
+        *bad_records_out = NULL;
+    pthread_mutex_lock(&w->lock);
+    sqlite3_progress_handler(w->db, obj->interrupt ? 4000 : 0, obj->interrupt, obj->interrupt_ctx);
+    rc = object_get(w, obj->bucket, obj->key, &o);
+    if (rc != SQLITE_OK)
+        goto out;
+    if (o.found && (uint64_t)o.size == obj->size && strcmp(o.version, obj->version) == 0 &&
+        (o.n_bad == 0 || policy == BAD_RECORD_SKIP)) {
+        st_out->load_id = o.load_id;
+        st_out->records = (uint64_t)o.n_records;
+        st_out->bad = (uint64_t)o.n_bad;
+        st_out->unchanged = 1;
+        if (bad_records_out) {
+            *bad_records_out = o.bad_records ? json_loads(o.bad_records, 0, NULL) : NULL;
+            if (!*bad_records_out)
+                *bad_records_out = json_array();
+        }
+        goto out;
+    }
+    ld = calloc(1, sizeof *ld);
+    if (!ld || !(ld->bad_list = json_array()) ||
+        (obj->source && !(ld->source = strdup(obj->source)))) {
+        err = HC_ENOMEM;
+        goto out;
+    }
+    ld->w = w;
+    ld->policy = policy;
+    rc = sqlite3_exec(w->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        goto out;
+    in_tx = 1;
+    if (o.found) {
+        rc = remove_load(w->db, o.load_id, o.fac_first, o.fac_last);
+        if (rc != SQLITE_OK)
+            goto out;
+    }
+    {
+        sqlite3_stmt *st = NULL;
+
+        rc = sqlite3_prepare_v2(w->db,
+                                "INSERT INTO objects(bucket, key, size, version, fac_first,"
+                                " fac_last, n_records, n_bad, loaded_ms)"
+                                " VALUES(?1, ?2, ?3, ?4, 0, -1, 0, 0, ?5)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, obj->bucket, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, obj->key, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (int64_t)obj->size);
+            sqlite3_bind_text(st, 4, obj->version, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, sys_now_ms());
+            rc = sqlite3_step(st);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK)
+            goto out;
+        ld->load_id = sqlite3_last_insert_rowid(w->db);
+    }
+    rc = query_i64(w->db, "SELECT coalesce(max(id), 0) + 1 FROM facilities", 0, NULL,
+                   &ld->fac_first);
+    if (rc != SQLITE_OK)
+        goto out;
+    ld->next_fac = ld->fac_first;
+    st_out->load_id = ld->load_id;
+    *out = ld;
+    ld = NULL;
+out:
+    if (err == HC_OK && rc != SQLITE_OK)
+        err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    stored_free(&o);
+    if (ld) {
+        json_decref(ld->bad_list);
+        free(ld->source);
+        free(ld);
+    }
+    if (err != HC_OK && in_tx)
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    if (err != HC_OK || !*out) {
+        sqlite3_progress_handler(w->db, 0, NULL, NULL);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return err;
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
+static int load_fail(struct warehouse_load *ld, int rc)
+{
+    if (!ld->dberr)
+        ld->dberr = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    return ld->dberr;
+}
+
+int warehouse_load_bad(struct warehouse_load *ld, uint64_t position, const char *reason)
+{
+    ld->bad++;
+    if (ld->policy == BAD_RECORD_SKIP || json_array_size(ld->bad_list) < WAREHOUSE_FAIL_LIST_MAX) {
+        json_t *e = json_pack("{s:I, s:s}", "position", (json_int_t)position, "reason",
+                              reason ? reason : "bad record");
+        if (e && ld->source)
+            json_object_set_new(e, "source", json_string(ld->source));
+        if (!e || json_array_append_new(ld->bad_list, e) != 0)
+            return HC_ENOMEM;
+    }
+    if (ld->policy == BAD_RECORD_FAIL && ld->bad >= WAREHOUSE_FAIL_LIST_MAX)
+        return HC_EBADRECORDS;
+    return HC_OK;
+}
+
+uint64_t warehouse_load_bad_count(const struct warehouse_load *ld)
+{
+    return ld->bad;
+}
+
+int warehouse_load_record(struct warehouse_load *ld, const struct facility_record *r)
+{
+    struct warehouse *w = ld->w;
+    sqlite3_stmt *st;
+    int64_t fac = ld->next_fac;
+    int rc;
+
+    if (ld->dberr)
+        return ld->dberr;
+    /* Claim the facility_id; an existing entry is either this load's (a duplicate) or an older
+     * object's current row, which this record supersedes. */
+    st = w->st[ST_CUR_INS];
+    sqlite3_bind_text(st, 1, r->facility_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, fac);
+    sqlite3_bind_int64(st, 3, ld->load_id);
+    rc = step_reset(st);
+    if (rc != SQLITE_OK)
+        return load_fail(ld, rc);
+    if (sqlite3_changes(w->db) == 0) {
+        int64_t old_fac = 0, old_load = 0;
+
+        st = w->st[ST_CUR_GET];
+        sqlite3_bind_text(st, 1, r->facility_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            old_fac = sqlite3_column_int64(st, 0);
+            old_load = sqlite3_column_int64(st, 1);
+            rc = SQLITE_OK;
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_OK)
+            return load_fail(ld, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+        if (old_load == ld->load_id) {
+            char reason[160];
+            snprintf(reason, sizeof reason,
+                     "facility_id \"%.100s\" repeats a record earlier in the object",
+                     r->facility_id);
+            return warehouse_load_bad(ld, r->position, reason);
+        }
+        st = w->st[ST_FAC_UNCUR];
+        sqlite3_bind_int64(st, 1, old_fac);
+        rc = step_reset(st);
+        if (rc == SQLITE_OK) {
+            st = w->st[ST_CUR_UPD];
+            sqlite3_bind_text(st, 1, r->facility_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, fac);
+            sqlite3_bind_int64(st, 3, ld->load_id);
+            rc = step_reset(st);
+        }
+        if (rc != SQLITE_OK)
+            return load_fail(ld, rc);
+    }
+    st = w->st[ST_FAC_INS];
+    sqlite3_bind_int64(st, 1, fac);
+    sqlite3_bind_int64(st, 2, ld->load_id);
+    sqlite3_bind_text(st, 3, r->facility_id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, r->facility_name);
+    if (r->has_employee_count)
+        sqlite3_bind_int64(st, 5, r->employee_count);
+    else
+        sqlite3_bind_null(st, 5);
+    bind_text_or_null(st, 6, r->address);
+    bind_text_or_null(st, 7, r->city);
+    bind_text_or_null(st, 8, r->state);
+    bind_text_or_null(st, 9, r->zip);
+    sqlite3_bind_int64(st, 10, (int64_t)r->n_services);
+    if (r->n_accreditations > 0 && r->accreditations[0].valid_until != RECORDS_NULL_DATE)
+        sqlite3_bind_int64(st, 11, r->accreditations[0].valid_until);
+    else
+        sqlite3_bind_null(st, 11);
+    rc = step_reset(st);
+    if (rc != SQLITE_OK)
+        return load_fail(ld, rc);
+    st = w->st[ST_ACC_INS];
+    for (size_t i = 0; i < r->n_accreditations; i++) {
+        const struct record_accreditation *a = &r->accreditations[i];
+
+        sqlite3_bind_int64(st, 1, fac);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text_or_null(st, 3, a->body);
+        bind_text_or_null(st, 4, a->id);
+        if (a->valid_until != RECORDS_NULL_DATE)
+            sqlite3_bind_int64(st, 5, a->valid_until);
+        else
+            sqlite3_bind_null(st, 5);
+        rc = step_reset(st);
+        if (rc != SQLITE_OK)
+            return load_fail(ld, rc);
+    }
+    ld->next_fac++;
+    ld->records++;
+    return HC_OK;
+}
+
+static void load_free(struct warehouse_load *ld, int rollback)
+{
+    struct warehouse *w = ld->w;
+
+    if (rollback)
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+    sqlite3_progress_handler(w->db, 0, NULL, NULL);
+    pthread_mutex_unlock(&w->lock);
+    json_decref(ld->bad_list);
+    free(ld->source);
+    free(ld);
+}
+
+int warehouse_load_commit(struct warehouse_load *ld, struct warehouse_load_stats *st_out,
+                          json_t **bad_records_out)
+{
+    sqlite3 *db = ld->w->db;
+    sqlite3_stmt *st = NULL;
+    char *bad_text = NULL;
+    int rc, err = HC_OK;
+
+    *bad_records_out = NULL;
+    memset(st_out, 0, sizeof *st_out);
+    st_out->load_id = ld->load_id;
+    st_out->records = ld->records;
+    st_out->bad = ld->bad;
+    if (ld->dberr) {
+        err = ld->dberr;
+        goto out;
+    }
+    if (ld->policy == BAD_RECORD_FAIL && ld->bad > 0) {
+        *bad_records_out = json_incref(ld->bad_list);
+        err = HC_EBADRECORDS;
+        goto out;
+    }
+    rc = repair_current(db);
+    if (rc == SQLITE_OK && ld->bad > 0) {
+        bad_text = json_dumps(ld->bad_list, JSON_COMPACT);
+        if (!bad_text)
+            rc = SQLITE_NOMEM;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "UPDATE objects SET fac_first = ?2, fac_last = ?3,"
+                                " n_records = ?4, n_bad = ?5, bad_records = ?6"
+                                " WHERE load_id = ?1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, ld->load_id);
+        sqlite3_bind_int64(st, 2, ld->fac_first);
+        sqlite3_bind_int64(st, 3, ld->next_fac - 1);
+        sqlite3_bind_int64(st, 4, (int64_t)ld->records);
+        sqlite3_bind_int64(st, 5, (int64_t)ld->bad);
+        bind_text_or_null(st, 6, bad_text);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+        goto out;
+    }
+    *bad_records_out = json_incref(ld->bad_list);
+    free(bad_text);
+    load_free(ld, 0);
+    return HC_OK;
+out:
+    free(bad_text);
+    load_free(ld, 1);
+    return err;
+}
+
+void warehouse_load_abort(struct warehouse_load *ld)
+{
+    if (ld)
+        load_free(ld, 1);
+}
+
+int warehouse_delete(struct warehouse *w, const char *bucket, const char *key)
+{
+    struct stored_object o;
+    int rc, err = HC_OK;
+
+    pthread_mutex_lock(&w->lock);
+    rc = sqlite3_exec(w->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = object_get(w, bucket, key, &o);
+    else
+        memset(&o, 0, sizeof o);
+    if (rc == SQLITE_OK && !o.found)
+        err = HC_ENOTFOUND;
+    if (rc == SQLITE_OK && o.found)
+        rc = remove_load(w->db, o.load_id, o.fac_first, o.fac_last);
+    if (rc == SQLITE_OK && o.found)
+        rc = repair_current(w->db);
+    if (rc == SQLITE_OK && o.found)
+        rc = sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK || !o.found) {
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(w->db, "DELETE FROM temp.orphan", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    stored_free(&o);
+    pthread_mutex_unlock(&w->lock);
+    return err;
+}

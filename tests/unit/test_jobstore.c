@@ -1,0 +1,633 @@
+/*
+ * Unit tests of server/jobstore.c: insert/get/list and the cursor, every state transition (and
+ * the refused ones), claim atomicity across threads, recovery after a crash, schema migration,
+ * and the API document. The clock and ids are pinned through sys_set() where a test needs it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/error.h"
+#include "server/jobstore.h"
+#include "server/sys.h"
+
+/* ---- pinned clock and ids ----------------------------------------------------------------- */
+
+static _Atomic int64_t fake_now = 1795780800000; /* 2026-11-27T12:00:00.000Z */
+static _Atomic uint64_t fake_seq;
+
+static int64_t fake_now_ms(void)
+{
+    return fake_now;
+}
+
+static int64_t fake_mono_ms(void)
+{
+    return fake_now;
+}
+
+static uint64_t fake_random(void)
+{
+    return 0;
+}
+
+/* Sequential UUID-shaped ids, so ordering by id is predictable. */
+static void fake_uuid(char out[37])
+{
+    uint64_t n = ++fake_seq;
+
+    snprintf(out, 37, "00000000-0000-4000-8000-%012llx", (unsigned long long)n);
+}
+
+static const struct sys_ops fake_ops = {fake_now_ms, fake_mono_ms, fake_random, fake_uuid};
+
+struct fixture {
+    char dir[64];
+    char path[96];
+    struct jobstore *js;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/hcpipe-jobstore-XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    snprintf(fx->path, sizeof fx->path, "%s/jobs.db", fx->dir);
+    sys_set(&fake_ops);
+    fake_now = 1795780800000;
+    if (jobstore_open(fx->path, &fx->js) != HC_OK)
+        return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    char p[128];
+
+    jobstore_close(fx->js);
+    snprintf(p, sizeof p, "%s/jobs.db", fx->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/jobs.db-wal", fx->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/jobs.db-shm", fx->dir);
+    unlink(p);
+    rmdir(fx->dir);
+    free(fx);
+    sys_set(NULL);
+    return 0;
+}
+
+static struct job *insert(struct jobstore *js, const char *query)
+{
+    struct job_spec spec = {.query = query, .engine = "local"};
+    struct job *job = NULL;
+
+    assert_int_equal(jobstore_insert(js, &spec, &job), HC_OK);
+    assert_non_null(job);
+    return job;
+}
+
+static enum job_state state_of(struct jobstore *js, const char *id)
+{
+    struct job *job = NULL;
+    enum job_state s;
+
+    assert_int_equal(jobstore_get(js, id, &job), HC_OK);
+    s = job->state;
+    job_free(job);
+    return s;
+}
+
+/* Claims the next job and checks it is `id`. */
+static struct job *claim_expect(struct jobstore *js, const char *id)
+{
+    struct job *job = NULL;
+
+    assert_int_equal(jobstore_claim(js, fake_now, &job), HC_OK);
+    assert_string_equal(job->id, id);
+    assert_int_equal(job->state, JOB_RUNNING);
+    return job;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void jobstore_insert_and_get_roundtrip(void **state)
+{
+    struct fixture *fx = *state;
+    struct job_spec spec = {.query = "accredited_by_state",
+                            .source = "s3://bucket/key.ndjson",
+                            .as_of = "2026-01-02",
+                            .scope = SCOPE_OBJECT,
+                            .on_bad_record = BAD_RECORD_SKIP,
+                            .timeout_s = 30,
+                            .engine = "athena",
+                            .event_id = "ev-1"};
+    struct job *a = NULL, *b = NULL;
+
+    assert_int_equal(jobstore_insert(fx->js, &spec, &a), HC_OK);
+    assert_int_equal(jobstore_get(fx->js, a->id, &b), HC_OK);
+    assert_string_equal(b->id, a->id);
+    assert_string_equal(b->query, "accredited_by_state");
+    assert_string_equal(b->source, "s3://bucket/key.ndjson");
+    assert_string_equal(b->as_of, "2026-01-02");
+    assert_int_equal(b->scope, SCOPE_OBJECT);
+    assert_int_equal(b->on_bad_record, BAD_RECORD_SKIP);
+    assert_int_equal(b->timeout_s, 30);
+    assert_string_equal(b->engine, "athena");
+    assert_string_equal(b->event_id, "ev-1");
+    assert_int_equal(b->state, JOB_QUEUED);
+    assert_int_equal(b->attempts, 0);
+    assert_null(b->handle);
+    assert_null(b->error);
+    assert_int_equal(b->created_ms, fake_now);
+    assert_int_equal(b->updated_ms, fake_now);
+    assert_int_equal(b->started_ms, 0);
+    assert_int_equal(b->finished_ms, 0);
+    job_free(a);
+    job_free(b);
+    assert_int_equal(jobstore_get(fx->js, "00000000-0000-4000-8000-00000000ffff", &b),
+                     HC_EJOBNOTFOUND);
+    assert_null(b);
+}
+
+static void jobstore_insert_defaults_as_of_to_utc_date(void **state)
+{
+    struct fixture *fx = *state;
+    struct job_spec spec = {.query = "q"};
+    struct job *job = NULL;
+
+    fake_now = 1798761599000; /* 2026-12-31T23:59:59Z */
+    assert_int_equal(jobstore_insert(fx->js, &spec, &job), HC_OK);
+    assert_string_equal(job->as_of, "2026-12-31");
+    assert_string_equal(job->engine, "local");
+    assert_null(job->source);
+    assert_null(job->event_id);
+    job_free(job);
+    spec.query = NULL;
+    assert_int_equal(jobstore_insert(fx->js, &spec, NULL), HC_EINVAL);
+}
+
+static void jobstore_to_json_document(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *job = insert(fx->js, "q"), *got = NULL;
+    json_t *doc, *stats = json_pack("{s:i}", "rows_scanned", 7);
+    char self[96];
+
+    doc = job_to_json(job);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "queued");
+    assert_string_equal(json_string_value(json_object_get(doc, "created_at")),
+                        "2026-11-27T12:00:00.000Z");
+    assert_true(json_is_null(json_object_get(doc, "started_at")));
+    assert_true(json_is_null(json_object_get(doc, "error")));
+    assert_true(json_is_null(json_object_get(doc, "source")));
+    assert_null(json_object_get(doc, "links"));
+    assert_string_equal(json_string_value(json_object_get(doc, "scope")), "dataset");
+    assert_string_equal(json_string_value(json_object_get(doc, "on_bad_record")), "fail");
+    assert_int_equal(json_integer_value(json_object_get(doc, "attempts")), 0);
+    json_decref(doc);
+
+    job_free(claim_expect(fx->js, job->id));
+    fake_now += 1500;
+    assert_int_equal(jobstore_succeed(fx->js, job->id, stats, 42), HC_OK);
+    assert_int_equal(jobstore_get(fx->js, job->id, &got), HC_OK);
+    doc = job_to_json(got);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "succeeded");
+    assert_string_equal(json_string_value(json_object_get(doc, "finished_at")),
+                        "2026-11-27T12:00:01.500Z");
+    assert_int_equal(json_integer_value(json_object_get(doc, "row_count")), 42);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(doc, "stats"), "rows_scanned")), 7);
+    snprintf(self, sizeof self, "/jobs/%s/result.csv", job->id);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "links"), "result_csv")), self);
+    json_decref(doc);
+    json_decref(stats);
+    job_free(job);
+    job_free(got);
+}
+
+static void jobstore_list_pages_newest_first(void **state)
+{
+    struct fixture *fx = *state;
+    char ids[25][37];
+    struct job **jobs = NULL;
+    size_t n = 0, seen = 0;
+    char *cursor = NULL;
+    struct job_filter f = {.state = -1, .limit = 10};
+
+    for (int i = 0; i < 25; i++) {
+        struct job *j = insert(fx->js, i % 2 ? "odd" : "even");
+
+        memcpy(ids[i], j->id, 37);
+        job_free(j);
+        if (i % 3 == 0)
+            fake_now += 1; /* some jobs share a creation time: the id breaks the tie */
+    }
+    do {
+        char *next = NULL;
+
+        f.cursor = cursor;
+        assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_OK);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(jobs[i]->id, ids[24 - seen]);
+            seen++;
+            job_free(jobs[i]);
+        }
+        free(jobs);
+        free(cursor);
+        cursor = next;
+        assert_true(n == 10 || cursor == NULL);
+    } while (cursor);
+    assert_int_equal(seen, 25);
+
+    /* Filters: query and state. */
+    f.cursor = NULL;
+    f.query = "odd";
+    f.limit = 1000;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &cursor), HC_OK);
+    assert_int_equal(n, 12);
+    assert_null(cursor);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(jobs[i]->query, "odd");
+        job_free(jobs[i]);
+    }
+    free(jobs);
+    job_free(claim_expect(fx->js, ids[0]));
+    f.query = NULL;
+    f.state = JOB_RUNNING;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &cursor), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0]->id, ids[0]);
+    job_free(jobs[0]);
+    free(jobs);
+    f.state = JOB_DEAD;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &cursor), HC_OK);
+    assert_int_equal(n, 0);
+    free(jobs);
+}
+
+static void jobstore_list_rejects_bad_cursor_and_limit(void **state)
+{
+    struct fixture *fx = *state;
+    struct job **jobs = NULL;
+    size_t n = 0;
+    char *next = NULL, *real;
+    struct job_filter f = {.state = -1, .limit = 1};
+    const char *bad[] = {"", "!!!!", "abc", "MTIzNDU", /* "12345": no colon */
+                         "YWJjOjAwMDAwMDAwLTAwMDAtNDAwMC04MDAwLTAwMDAwMDAwMDAwMQ",
+                         /* "abc:<uuid>": not a number */
+                         "MTI6eHh4"}; /* "12:xxx": not an id */
+
+    for (int i = 0; i < 3; i++)
+        job_free(insert(fx->js, "q"));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f.cursor = bad[i];
+        assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_EVALIDATION);
+        assert_null(jobs);
+        assert_null(next);
+    }
+    f.cursor = NULL;
+    f.limit = 0;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_EVALIDATION);
+    f.limit = 1001;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_EVALIDATION);
+    f.limit = 1;
+    f.state = 99;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_EVALIDATION);
+
+    /* A real cursor with one byte changed is refused or still well-formed, never a crash. */
+    f.state = -1;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_OK);
+    assert_non_null(next);
+    job_free(jobs[0]);
+    free(jobs);
+    real = next;
+    real[strlen(real) - 1] = '*';
+    f.cursor = real;
+    assert_int_equal(jobstore_list(fx->js, &f, &jobs, &n, &next), HC_EVALIDATION);
+    free(real);
+}
+
+static void jobstore_claim_oldest_runnable(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *a = insert(fx->js, "q"), *b, *c = NULL;
+
+    fake_now += 10;
+    b = insert(fx->js, "q");
+    assert_int_equal(jobstore_claim(fx->js, a->created_ms - 1, &c), HC_ENOTFOUND);
+    assert_null(c);
+    c = claim_expect(fx->js, a->id);
+    assert_int_equal(c->attempts, 1);
+    assert_int_equal(c->started_ms, fake_now);
+    job_free(c);
+    c = claim_expect(fx->js, b->id);
+    job_free(c);
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &c), HC_ENOTFOUND);
+    job_free(a);
+    job_free(b);
+}
+
+static void jobstore_transitions_and_conflicts(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *j = insert(fx->js, "q"), *got = NULL;
+    json_t *problem = hc_problem_new(HC_EENGINETRANSIENT, "try later");
+    const char *missing = "00000000-0000-4000-8000-0000000fffff";
+
+    /* Only a running job takes a handle, an outcome or mark_cancelled. */
+    assert_int_equal(jobstore_set_handle(fx->js, j->id, "h"), HC_ECONFLICT);
+    assert_int_equal(jobstore_succeed(fx->js, j->id, NULL, 0), HC_ECONFLICT);
+    assert_int_equal(jobstore_fail(fx->js, j->id, problem, -1, 0), HC_ECONFLICT);
+    assert_int_equal(jobstore_mark_cancelled(fx->js, j->id), HC_ECONFLICT);
+    assert_int_equal(jobstore_retry(fx->js, j->id, NULL), HC_ECONFLICT);
+    assert_int_equal(jobstore_set_handle(fx->js, missing, "h"), HC_EJOBNOTFOUND);
+    assert_int_equal(jobstore_cancel(fx->js, missing, NULL), HC_EJOBNOTFOUND);
+    assert_int_equal(jobstore_retry(fx->js, missing, NULL), HC_EJOBNOTFOUND);
+
+    /* running -> retrying -> running -> failed -> (retry) queued. */
+    job_free(claim_expect(fx->js, j->id));
+    assert_int_equal(jobstore_set_handle(fx->js, j->id, "handle-1"), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, j->id, problem, fake_now + 5000, 0), HC_OK);
+    assert_int_equal(jobstore_get(fx->js, j->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_RETRYING);
+    assert_int_equal(got->next_run_ms, fake_now + 5000);
+    assert_int_equal(got->finished_ms, 0);
+    assert_null(got->handle); /* the next attempt starts a new query */
+    assert_string_equal(json_string_value(json_object_get(got->error, "detail")), "try later");
+    job_free(got);
+    assert_int_equal(jobstore_claim(fx->js, fake_now + 4999, &got), HC_ENOTFOUND);
+    fake_now += 5000;
+    got = claim_expect(fx->js, j->id);
+    assert_int_equal(got->attempts, 2);
+    job_free(got);
+    assert_int_equal(jobstore_set_handle(fx->js, j->id, "handle-2"), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, j->id, problem, -1, 0), HC_OK);
+    assert_int_equal(jobstore_get(fx->js, j->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_FAILED);
+    assert_string_equal(got->handle, "handle-2"); /* kept for diagnosis */
+    assert_int_not_equal(got->finished_ms, 0);
+    job_free(got);
+    assert_int_equal(jobstore_cancel(fx->js, j->id, NULL), HC_ECONFLICT);
+    assert_int_equal(jobstore_succeed(fx->js, j->id, NULL, 1), HC_ECONFLICT);
+    assert_int_equal(jobstore_retry(fx->js, j->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_QUEUED);
+    assert_int_equal(got->attempts, 0);
+    assert_null(got->handle);
+    assert_null(got->error);
+    assert_int_equal(got->finished_ms, 0);
+    job_free(got);
+
+    /* running -> dead, replayable; succeeded is final. */
+    job_free(claim_expect(fx->js, j->id));
+    assert_int_equal(jobstore_fail(fx->js, j->id, problem, -1, 1), HC_OK);
+    assert_int_equal(state_of(fx->js, j->id), JOB_DEAD);
+    assert_int_equal(jobstore_retry(fx->js, j->id, NULL), HC_OK);
+    job_free(claim_expect(fx->js, j->id));
+    assert_int_equal(jobstore_succeed(fx->js, j->id, NULL, 3), HC_OK);
+    assert_int_equal(state_of(fx->js, j->id), JOB_SUCCEEDED);
+    assert_int_equal(jobstore_retry(fx->js, j->id, NULL), HC_ECONFLICT);
+    assert_int_equal(jobstore_cancel(fx->js, j->id, NULL), HC_ECONFLICT);
+    assert_int_equal(jobstore_fail(fx->js, j->id, problem, -1, 0), HC_ECONFLICT);
+    json_decref(problem);
+    job_free(j);
+}
+
+static void jobstore_cancel_queued_and_running(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *q = insert(fx->js, "q"), *r = insert(fx->js, "q"), *got = NULL;
+
+    /* A queued job is cancelled at once and never claimed. */
+    assert_int_equal(jobstore_cancel(fx->js, q->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_CANCELLED);
+    assert_int_equal(got->finished_ms, fake_now);
+    job_free(got);
+    got = claim_expect(fx->js, r->id);
+    job_free(got);
+    /* A running job is flagged; the worker finishes it. */
+    assert_int_equal(jobstore_cancel(fx->js, r->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_RUNNING);
+    assert_int_equal(got->cancel_requested, 1);
+    job_free(got);
+    assert_int_equal(jobstore_cancel(fx->js, r->id, NULL), HC_OK); /* idempotent */
+    assert_int_equal(jobstore_mark_cancelled(fx->js, r->id), HC_OK);
+    assert_int_equal(state_of(fx->js, r->id), JOB_CANCELLED);
+    assert_int_equal(jobstore_cancel(fx->js, r->id, NULL), HC_ECONFLICT);
+    assert_int_equal(jobstore_mark_cancelled(fx->js, r->id), HC_ECONFLICT);
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &got), HC_ENOTFOUND);
+    job_free(q);
+    job_free(r);
+}
+
+static void jobstore_recover_after_crash_keeps_handle(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *a = insert(fx->js, "q"), *b = insert(fx->js, "q"), *got = NULL;
+    uint64_t counts[JOB_CANCELLED + 1];
+    int n = -1;
+
+    job_free(claim_expect(fx->js, a->id));
+    assert_int_equal(jobstore_set_handle(fx->js, a->id, "athena-qe-1"), HC_OK);
+    /* "Crash": close without finishing, reopen. */
+    jobstore_close(fx->js);
+    fx->js = NULL;
+    assert_int_equal(jobstore_open(fx->path, &fx->js), HC_OK);
+    assert_int_equal(state_of(fx->js, a->id), JOB_RUNNING);
+    assert_int_equal(jobstore_recover(fx->js, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobstore_count_by_state(fx->js, counts), HC_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+    assert_int_equal(counts[JOB_RUNNING], 0);
+    /* The recovered job runs first and re-attaches to its handle. */
+    got = claim_expect(fx->js, a->id);
+    assert_string_equal(got->handle, "athena-qe-1");
+    assert_int_equal(got->attempts, 2);
+    job_free(got);
+    assert_int_equal(jobstore_recover(fx->js, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobstore_recover(fx->js, &n), HC_OK);
+    assert_int_equal(n, 0);
+    /* Cancelling a recovered job (it has a handle) flags it for a worker instead. */
+    assert_int_equal(jobstore_cancel(fx->js, a->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_QUEUED);
+    assert_int_equal(got->cancel_requested, 1);
+    job_free(got);
+    got = claim_expect(fx->js, a->id);
+    assert_int_equal(got->cancel_requested, 1);
+    job_free(got);
+    assert_int_equal(jobstore_mark_cancelled(fx->js, a->id), HC_OK);
+    job_free(a);
+    job_free(b);
+}
+
+static void jobstore_reopen_is_idempotent(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *a = insert(fx->js, "q"), *got = NULL;
+
+    for (int i = 0; i < 3; i++) {
+        jobstore_close(fx->js);
+        fx->js = NULL;
+        assert_int_equal(jobstore_open(fx->path, &fx->js), HC_OK);
+    }
+    assert_int_equal(jobstore_get(fx->js, a->id, &got), HC_OK);
+    assert_string_equal(got->query, "q");
+    job_free(got);
+    job_free(a);
+}
+
+static void sql_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+static void jobstore_migrates_v1_database(void **state)
+{
+    struct fixture *fx = *state;
+    char path[128];
+    sqlite3 *db = NULL;
+    struct jobstore *js = NULL;
+    struct job *got = NULL, **jobs = NULL;
+    struct job_spec spec = {.query = "q", .event_id = "ev-9"};
+    size_t n = 0;
+
+    /* A version-1 database made by hand: no event_id column. */
+    snprintf(path, sizeof path, "%s/v1.db", fx->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sql_exec(db, "CREATE TABLE jobs (id TEXT PRIMARY KEY NOT NULL, query TEXT NOT NULL,"
+                 " source TEXT, as_of TEXT NOT NULL, scope TEXT NOT NULL, on_bad_record TEXT"
+                 " NOT NULL, timeout_s INTEGER NOT NULL DEFAULT 0, engine TEXT NOT NULL, state"
+                 " TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, handle TEXT,"
+                 " cancel_requested INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+                 " updated_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL DEFAULT 0,"
+                 " finished_ms INTEGER NOT NULL DEFAULT 0, next_run_ms INTEGER NOT NULL DEFAULT"
+                 " 0, error TEXT, stats TEXT, row_count INTEGER NOT NULL DEFAULT 0);"
+                 "INSERT INTO jobs (id, query, as_of, scope, on_bad_record, engine, state,"
+                 " created_ms, updated_ms) VALUES ('00000000-0000-4000-8000-0000000000aa', 'old',"
+                 " '2025-01-01', 'dataset', 'fail', 'local', 'queued', 1, 1);"
+                 "PRAGMA user_version = 1;");
+    sqlite3_close(db);
+
+    assert_int_equal(jobstore_open(path, &js), HC_OK);
+    assert_int_equal(jobstore_get(js, "00000000-0000-4000-8000-0000000000aa", &got), HC_OK);
+    assert_string_equal(got->query, "old");
+    assert_null(got->event_id);
+    job_free(got);
+    assert_int_equal(jobstore_insert(js, &spec, &got), HC_OK);
+    job_free(got);
+    assert_int_equal(jobstore_list_by_event(js, "ev-9", &jobs, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0]->event_id, "ev-9");
+    job_free(jobs[0]);
+    free(jobs);
+    jobstore_close(js);
+
+    /* The schema is now the latest; a database from a newer program is refused. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sql_exec(db, "PRAGMA user_version = 99");
+    sqlite3_close(db);
+    js = NULL;
+    assert_int_equal(jobstore_open(path, &js), HC_EDB);
+    assert_null(js);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/v1.db-wal", fx->dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/v1.db-shm", fx->dir);
+    unlink(path);
+}
+
+/* Several threads claim from many jobs: every job is claimed exactly once. */
+#define CLAIM_JOBS    200
+#define CLAIM_THREADS 4
+
+struct claimer {
+    struct jobstore *js;
+    char (*ids)[37];
+    _Atomic int *claimed;
+    int count;
+};
+
+static void *claim_thread(void *arg)
+{
+    struct claimer *c = arg;
+    struct job *job = NULL;
+
+    while (jobstore_claim(c->js, fake_now, &job) == HC_OK) {
+        for (int i = 0; i < CLAIM_JOBS; i++)
+            if (strcmp(c->ids[i], job->id) == 0)
+                atomic_fetch_add(&c->claimed[i], 1);
+        c->count++;
+        job_free(job);
+    }
+    return NULL;
+}
+
+static void jobstore_claim_is_atomic_across_threads(void **state)
+{
+    struct fixture *fx = *state;
+    static char ids[CLAIM_JOBS][37];
+    static _Atomic int claimed[CLAIM_JOBS];
+    struct claimer c[CLAIM_THREADS];
+    pthread_t t[CLAIM_THREADS];
+    int total = 0;
+
+    for (int i = 0; i < CLAIM_JOBS; i++) {
+        struct job *j = insert(fx->js, "q");
+
+        memcpy(ids[i], j->id, 37);
+        job_free(j);
+        claimed[i] = 0;
+    }
+    for (int i = 0; i < CLAIM_THREADS; i++) {
+        c[i] = (struct claimer){fx->js, ids, claimed, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, claim_thread, &c[i]), 0);
+    }
+    for (int i = 0; i < CLAIM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        total += c[i].count;
+    }
+    assert_int_equal(total, CLAIM_JOBS);
+    for (int i = 0; i < CLAIM_JOBS; i++)
+        assert_int_equal(claimed[i], 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(jobstore_insert_and_get_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_insert_defaults_as_of_to_utc_date, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_to_json_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_list_pages_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_list_rejects_bad_cursor_and_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_claim_oldest_runnable, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_transitions_and_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_cancel_queued_and_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_recover_after_crash_keeps_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_reopen_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_migrates_v1_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_threads, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
