@@ -3,7 +3,8 @@
  *
  * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT blocked in every
  * thread (this thread collects them with sigwait()), the data dir, the job store
- * (<data_dir>/jobs.db), the engine, recovery of jobs that were running when the last process
+ * (<data_dir>/jobs.db), the engine (local, or athena with its HCPIPE_ATHENA_* settings checked
+ * first), recovery of jobs that were running when the last process
  * died, the worker pool, the HTTP daemon, and one facility_metrics job per --seed so the sample
  * is loaded into the warehouse (an unchanged object is not loaded twice, so a restart with the
  * same seeds costs little). Then one "listening" log line.
@@ -24,6 +25,7 @@
 #include "server/app.h"
 #include "server/commands.h"
 #include "server/config.h"
+#include "server/engine_athena.h"
 #include "server/engine_local.h"
 #include "server/error.h"
 #include "server/httpd.h"
@@ -85,25 +87,29 @@ int serve_main(int argc, char **argv)
     struct worker_config wcfg;
     char err[512], path[4096], results[4096], listen[96], nworkers[16];
     sigset_t sigs;
-    int rc = 1, sig = 0, recovered = 0, e;
+    struct athena_settings aset = {0};
+    int rc = 1, sig = 0, recovered = 0, athena = 0, e;
 
     e = config_load(&cfg, argc, argv, err, sizeof err);
     if (e != 0) {
-        if (e > 0)
+        if (e > 0) {
             fputs(config_usage(), stdout);
-        else
+            fputs("\n", stdout);
+            fputs(engine_athena_usage(), stdout);
+        } else
             fprintf(stderr, "hcpipe: %s\n", err);
         config_free(&cfg);
         return e > 0 ? 0 : 2;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
-    if (strcmp(cfg.engine, "local") != 0) {
-        fprintf(stderr,
-                "hcpipe: invalid engine \"%s\" (--engine/HCPIPE_ENGINE): not available in this "
-                "build yet; use local\n",
-                cfg.engine);
-        config_free(&cfg);
-        return 2;
+    if (strcmp(cfg.engine, "athena") == 0) {
+        athena = 1;
+        if (engine_athena_settings_load(&aset, err, sizeof err) != 0) {
+            fprintf(stderr, "hcpipe: %s\n", err);
+            engine_athena_settings_free(&aset);
+            config_free(&cfg);
+            return 2;
+        }
     }
 
     /* Block the stop signals before any thread exists, so every thread inherits the mask and
@@ -126,7 +132,8 @@ int serve_main(int argc, char **argv)
         log_error("cannot open the job store", "path", path, "error", hc_err_slug(e), NULL);
         goto out;
     }
-    e = engine_local_new(cfg.data_dir, &engine);
+    e = athena ? engine_athena_new(cfg.data_dir, &aset, &engine)
+               : engine_local_new(cfg.data_dir, &engine);
     if (e != HC_OK) {
         log_error("cannot start the engine", "engine", cfg.engine, "error", hc_err_slug(e), NULL);
         goto out;
@@ -141,7 +148,9 @@ int serve_main(int argc, char **argv)
                                   .job_timeout_s = cfg.job_timeout_s,
                                   .backoff_base_ms = 1000,
                                   .backoff_cap_ms = 60000,
-                                  .results_dir = results};
+                                  .results_dir = results,
+                                  .requeue_delay_ms =
+                                      athena ? engine_athena_requeue_delay_ms(engine) : 0};
     e = worker_start(js, engine, &wcfg, &worker);
     if (e != HC_OK) {
         log_error("cannot start the workers", "error", hc_err_slug(e), NULL);
@@ -179,6 +188,7 @@ out:
         jobstore_close(js);
     if (rc == 0)
         log_info("stopped", NULL);
+    engine_athena_settings_free(&aset);
     config_free(&cfg);
     return rc;
 }

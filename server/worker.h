@@ -10,6 +10,8 @@
  *   transient error (hc_err_transient), attempts < max_attempts
  *                                                  -> retrying, after worker_backoff_ms()
  *   transient error, attempts exhausted            -> dead (the dead-letter list)
+ *   HC_EENGINEBUSY (engine at capacity)            -> retrying after requeue_delay_ms, the
+ *                                                     attempt not counted (jobstore_requeue())
  *   non-transient error                            -> failed
  * Both failed and dead jobs can be replayed (jobstore_retry()). A job claimed with more attempts
  * than max_attempts (the service died during each) is dead without running.
@@ -24,12 +26,14 @@
 #include "server/jobstore.h"
 
 struct worker_config {
-    int threads;               /* pool size, >= 1 */
-    int max_attempts;          /* attempts before a job is dead, >= 1 */
-    int job_timeout_s;         /* default deadline of one attempt; a job may ask for less */
-    int64_t backoff_base_ms;   /* first retry delay bound (e.g. 1000) */
-    int64_t backoff_cap_ms;    /* largest retry delay bound (e.g. 60000) */
-    const char *results_dir;   /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int threads;              /* pool size, >= 1 */
+    int max_attempts;         /* attempts before a job is dead, >= 1 */
+    int job_timeout_s;        /* default deadline of one attempt; a job may ask for less */
+    int64_t backoff_base_ms;  /* first retry delay bound (e.g. 1000) */
+    int64_t backoff_cap_ms;   /* largest retry delay bound (e.g. 60000) */
+    const char *results_dir;  /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int64_t requeue_delay_ms; /* HC_EENGINEBUSY: run again after this (+ up to 25% jitter)
+                                 without spending an attempt; 0 = 60000 */
 };
 
 struct worker;
