@@ -95,6 +95,9 @@ struct engine_athena {
     int poller_started;
     pthread_mutex_t ddl_lock; /* held while the schema is being created */
     int ddl_done;             /* the marker exists (under ddl_lock) */
+    int no_batch;             /* BatchGetQueryExecution is not served (e.g. moto): one
+                                 GetQueryExecution per call instead */
+    int batch_failures;       /* consecutive failed batch calls */
     _Atomic uint64_t status_calls;
     _Atomic uint64_t ddl_runs;
 };
@@ -413,6 +416,18 @@ static void apply_batch_locked(struct engine_athena *ea, struct athena_batch *b,
     }
 }
 
+/* 1 when a failed status call got an answer Athena itself gives (a real, passing failure). */
+static int batch_error_is_athena(const struct athena_error *e)
+{
+    return strcmp(e->code, "NetworkError") == 0 || strcmp(e->code, "CredentialsError") == 0 ||
+           strcmp(e->code, "InternalServerException") == 0 ||
+           strcmp(e->code, "ThrottlingException") == 0 ||
+           strcmp(e->code, "TooManyRequestsException") == 0 ||
+           strcmp(e->code, "InvalidRequestException") == 0 || strstr(e->code, "Signature") ||
+           strstr(e->code, "Token") || strstr(e->code, "AccessDenied") ||
+           strstr(e->code, "Unrecognized");
+}
+
 static void *poller_main(void *arg)
 {
     struct engine_athena *ea = arg;
@@ -430,7 +445,7 @@ static void *poller_main(void *arg)
         for (struct tracked *t = ea->tracked; t; t = t->next) {
             if (ended(t))
                 continue;
-            if (t->next_check_ms <= now && n < ATHENA_BATCH_MAX)
+            if (t->next_check_ms <= now && n < (ea->no_batch ? 1u : ATHENA_BATCH_MAX))
                 copies[n++] = strdup(t->id);
             else if (t->next_check_ms < soonest)
                 soonest = t->next_check_ms;
@@ -451,12 +466,28 @@ static void *poller_main(void *arg)
         for (size_t i = 0; i < n; i++)
             ids[i] = copies[i] ? copies[i] : "";
         atomic_fetch_add(&ea->status_calls, 1);
-        rc = athena_batch_get_query(ea->client, ids, n, &batch, &aerr);
+        if (ea->no_batch) {
+            batch.executions = calloc(1, sizeof *batch.executions);
+            rc = batch.executions ? athena_get_query(ea->client, ids[0], batch.executions, &aerr)
+                                  : -1;
+            if (rc == 0)
+                batch.n_executions = 1;
+            else if (!batch.executions)
+                snprintf(aerr.code, sizeof aerr.code, "ClientError");
+        } else {
+            rc = athena_batch_get_query(ea->client, ids, n, &batch, &aerr);
+        }
 
         pthread_mutex_lock(&ea->lock);
         now = sys_mono_ms();
         if (rc == 0) {
+            ea->batch_failures = 0;
             apply_batch_locked(ea, &batch, now);
+        } else if (!ea->no_batch && !batch_error_is_athena(&aerr) && ++ea->batch_failures >= 2) {
+            ea->no_batch = 1; /* checked again at once, one id at a time */
+            log_warn("athena: BatchGetQueryExecution is not available; polling with "
+                     "GetQueryExecution",
+                     "code", aerr.code, NULL);
         } else {
             log_warn("athena: status check failed", "code", aerr.code, "message", aerr.message,
                      NULL);
