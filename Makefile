@@ -41,7 +41,7 @@ EMBEDDED  := $(sort $(wildcard sql/local/*.sql sql/athena/*.sql) $(wildcard serv
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration run bench lint fuzz clean
+.PHONY: all deps test unit integration run bench lint fuzz fuzz-build clean
 all: $(BUILD)/hcpipe
 ifneq ($(SANITIZER),)
 	@mkdir -p build && ln -sf $(notdir $(BUILD))/hcpipe build/hcpipe-$(subst $(comma),-,$(SANITIZER))
@@ -91,6 +91,34 @@ run: $(BUILD)/hcpipe
 bench: $(BUILD)/hcpipe
 	sh tests/bench/run.sh $(abspath $(BUILD)/hcpipe)
 
+# Fuzzing: every tests/fuzz/fuzz_*.c is a libFuzzer target linked against all library objects,
+# built with clang under ASan+UBSan in build/fuzz/. Each runs FUZZ_SECONDS on a copy of its
+# committed seed corpus tests/fuzz/corpus/<name>/ (new inputs go to build/fuzz/corpus/<name>/).
+FUZZ_SECONDS ?= 300
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=c11 -O1 -g -D_GNU_SOURCE -DHCPIPE_VERSION='"$(VERSION)"' -I. -Ibuild/fuzz/gen \
+                $(shell pkg-config --cflags $(PKGS)) -fsanitize=address,undefined
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIBOBJS := $(filter-out build/fuzz/server/main.o,$(SRCS:%.c=build/fuzz/%.o)) build/fuzz/gen/embedded.o
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/gen/embedded.o: $(BUILD)/gen/embedded.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
 lint:
 	clang-format --dry-run --Werror $(SRCS) $(wildcard server/*.h routes/*.h aws/*.h)
 	! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gmtime|localtime)\s*\(' $(SRCS)
@@ -99,3 +127,4 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d)
+.SECONDARY:

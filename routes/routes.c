@@ -8,9 +8,11 @@
  */
 #include "routes/routes.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "server/app.h"
 #include "server/error.h"
@@ -78,14 +80,57 @@ static int path_match(const char *pattern, const char *path,
     return *p == '\0' && *u == '\0';
 }
 
+/* 1 when the client waits for "100 Continue" before it sends its body. */
+static int expects_continue(const struct request *req)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
+    return v && strcasecmp(v, "100-continue") == 0;
+}
+
+/* The declared body length: Content-Length, ULLONG_MAX for a chunked body, 0 for none. */
+static unsigned long long declared_body(const struct request *req)
+{
+    const char *clen =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return ULLONG_MAX;
+    return clen ? strtoull(clen, NULL, 10) : 0;
+}
+
+/*
+ * Answers an error found on the headers. When a body is on its way the answer is deferred
+ * until it is in (read and dropped, route_dispatch() sends it): a server that answers and
+ * closes while the client still sends makes the kernel reset the connection, and the client
+ * may never read the answer. It goes out at once when there is no body, when the client waits
+ * for "100 Continue" (it then sends no body), or when the body is too large even to drop.
+ */
+static enum reply_result early_or_reply(struct request *req, json_t *problem, const char *allow,
+                                        size_t cap)
+{
+    unsigned long long declared = declared_body(req);
+
+    if (declared == 0 || expects_continue(req) ||
+        (declared != ULLONG_MAX && declared > cap + HTTPD_DISCARD_LIMIT)) {
+        enum MHD_Result ret =
+            reply_problem_doc(req, problem, allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+        return ret == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
+    }
+    req->pending = problem;
+    if (allow)
+        snprintf(req->pending_allow, sizeof req->pending_allow, "%s", allow);
+    buf_init(&req->body, 0); /* drop the body */
+    return REPLY_OK;
+}
+
 enum reply_result route_begin_or_reply(struct request *req)
 {
     char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX];
     const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    const char *clen;
-    char allow[64] = "";
+    char allow[64] = "", detail[160];
     size_t n_params, cap;
-    enum MHD_Result ret;
+    unsigned long long declared;
 
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!path_match(routes[i].path, req->path, params, &n_params))
@@ -102,26 +147,18 @@ enum reply_result route_begin_or_reply(struct request *req)
                  strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
     if (!req->route && allow[0]) {
-        char detail[160];
-        json_t *problem;
         snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s", req->method, allow);
-        problem = hc_problem_new(HC_EMETHOD, detail);
-        ret = reply_problem_doc(req, problem, MHD_HTTP_HEADER_ALLOW, allow);
-        return ret == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
+        return early_or_reply(req, hc_problem_new(HC_EMETHOD, detail), allow, 0);
     }
-    if (!req->route) {
-        ret = reply_problem(req, HC_ENOTFOUND, "no such resource");
-        return ret == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
-    }
+    if (!req->route)
+        return early_or_reply(req, hc_problem_new(HC_ENOTFOUND, "no such resource"), NULL, 0);
     cap =
         req->route->max_body == ROUTE_BODY_DEFAULT ? req->app->cfg->max_body : req->route->max_body;
     buf_init(&req->body, cap);
-    clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (clen && strtoull(clen, NULL, 10) > cap) {
-        char detail[96];
+    declared = declared_body(req);
+    if (declared != ULLONG_MAX && declared > cap) {
         snprintf(detail, sizeof detail, "the body may hold at most %zu bytes", cap);
-        ret = reply_problem(req, HC_ETOOBIG, detail);
-        return ret == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
+        return early_or_reply(req, hc_problem_new(HC_ETOOBIG, detail), NULL, cap);
     }
     return REPLY_OK;
 }
@@ -163,6 +200,14 @@ enum MHD_Result route_dispatch(struct request *req)
 {
     enum reply_result r;
 
+    if (req->pending || !req->route) {
+        /* An answer found on the headers (NULL when building it ran out of memory, which
+         * reply_problem_doc() answers with a fixed 500). */
+        json_t *problem = req->pending;
+        req->pending = NULL; /* reply_problem_doc() steals it */
+        return reply_problem_doc(req, problem, req->pending_allow[0] ? MHD_HTTP_HEADER_ALLOW : NULL,
+                                 req->pending_allow);
+    }
     if (req->body_too_big) {
         char detail[96];
         snprintf(detail, sizeof detail, "the body may hold at most %zu bytes", req->body.max);

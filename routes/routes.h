@@ -36,11 +36,12 @@ struct route {
 const struct route *routes_table(size_t *n_out);
 
 /* First callback of a request: matches the route and checks Content-Length against its cap.
- * REPLY_OK: req->route, params and the body cap are set and the body may be read; otherwise a
- * response (404, 405, 413) was queued. */
+ * REPLY_OK: the body may be read (req->route, params and the body cap are set, or an error
+ * answer waits in req->pending until the body is in); otherwise a response (404, 405, 413) was
+ * queued at once. */
 enum reply_result route_begin_or_reply(struct request *req);
 
-/* The body is complete: body cap, auth, JSON parse, then the handler. */
+/* The body is complete: a pending answer, body cap, auth, JSON parse, then the handler. */
 enum MHD_Result route_dispatch(struct request *req);
 
 /* jobs.c */

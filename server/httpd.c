@@ -27,9 +27,8 @@
 #include "server/log.h"
 #include "server/sys.h"
 
-#define HTTPD_CONNECTION_LIMIT   256        /* concurrent connections */
-#define HTTPD_CONNECTION_TIMEOUT 30         /* seconds a connection may stay idle */
-#define HTTPD_DISCARD_LIMIT      (64 << 20) /* body bytes read past the cap before hanging up */
+#define HTTPD_CONNECTION_LIMIT   256 /* concurrent connections */
+#define HTTPD_CONNECTION_TIMEOUT 30  /* seconds a connection may stay idle */
 
 struct httpd {
     struct MHD_Daemon *daemon; /* owned */
@@ -89,6 +88,7 @@ static void request_free(struct request *req)
 {
     buf_free(&req->body);
     json_decref(req->json);
+    json_decref(req->pending);
     free(req->path);
     free(req);
 }

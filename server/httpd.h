@@ -3,7 +3,7 @@
  * the response helpers; routes/ decides what to answer (routes/routes.h).
  *
  * Per request: the first MHD callback allocates a struct request and asks the dispatcher to
- * match a route (which may answer at once: 404, 405, 413 on a too-large Content-Length); later
+ * match a route (which may answer at once, or once the body is in: 404, 405, 413); later
  * callbacks append upload chunks into a buffer capped at the route's max_body; the last callback
  * hands the request to route_dispatch(). The request is freed only in MHD's
  * NOTIFY_COMPLETED callback, which also writes the request's one log line (method, path,
@@ -27,6 +27,9 @@ struct route;
 
 #define HTTPD_MAX_PARAMS 2   /* path parameters such as {id} in one route */
 #define HTTPD_PARAM_MAX  128 /* longest path parameter, bytes with the NUL */
+#define HTTPD_DISCARD_LIMIT                                                                        \
+    (64ULL << 20) /* body bytes read and dropped past the cap before                               \
+                    the connection is cut */
 
 /* Result of a helper named *_or_reply(): OK to go on, or it already queued a response (REPLIED:
  * the handler returns MHD_YES; FATAL: queuing failed, the handler returns MHD_NO). */
@@ -46,7 +49,9 @@ struct request {
     uint64_t body_seen;                             /* body bytes received, stored or not */
     int body_too_big;                               /* 1 once the body passed the cap */
     json_t *json;                                   /* parsed body (owned), or NULL */
-    unsigned status;                                /* status of the queued response, 0 if none */
+    json_t *pending;        /* an answer deferred until the body is in (owned), or NULL */
+    char pending_allow[64]; /* the Allow header of the pending answer, or "" */
+    unsigned status;        /* status of the queued response, 0 if none */
 };
 
 struct httpd;

@@ -245,10 +245,13 @@ struct records_parser {
     size_t klen;         /* bytes of the first key (key[] keeps the first 16) */
     char key[16];        /* the first key, raw */
     uint64_t lead_lines; /* newlines before the first non-space byte */
+    size_t lead_cols;    /* bytes skipped on that byte's line (BOM, spaces) */
     struct vec dbuf;     /* bytes held while detecting */
 
-    uint64_t line; /* NDJSON: number of the line being read */
-    int too_long;  /* NDJSON: the current line passed max; its bytes are dropped */
+    uint64_t line;     /* NDJSON: number of the line being read */
+    uint64_t col_line; /* NDJSON: the line whose first col0 bytes were skipped by detection */
+    size_t col0;       /* NDJSON: those bytes, added to the columns of reasons */
+    int too_long;      /* NDJSON: the current line passed max; its bytes are dropped */
 
     int astate;        /* A_*: where the array framer is */
     int kind;          /* K_*: the element being framed */
@@ -314,7 +317,8 @@ struct rp {
     int depth;                  /* containers open */
     int fail;                   /* FAIL_*: parsing stopped */
     const char *fail_msg;       /* static text of a syntax failure */
-    size_t fail_at;             /* byte index of the failure in the record */
+    size_t fail_at;             /* byte index of the failure in the record, plus col0 */
+    size_t col0;                /* bytes of the line before start (NDJSON first line) */
     int bad;                    /* a rule is broken; reason says which */
     char *reason;               /* REASON_MAX bytes */
     struct records_parser *ps;  /* vectors */
@@ -325,8 +329,8 @@ static int syn(struct rp *r, const char *msg)
 {
     if (!r->fail) {
         r->fail = FAIL_SYNTAX;
-        r->fail_msg = msg;
-        r->fail_at = (size_t)(r->p - r->start);
+        r->fail_msg = r->p < r->end ? msg : "unexpected end of the record";
+        r->fail_at = (size_t)(r->p - r->start) + r->col0;
     }
     return -1;
 }
@@ -347,8 +351,10 @@ static int peek(const struct rp *r)
     return r->p < r->end ? *r->p : -1;
 }
 
-static void skip_ws(struct rp *r)
+static inline __attribute__((always_inline)) void skip_ws(struct rp *r)
 {
+    if (r->p<r->end && * r->p> ' ')
+        return; /* the common case: no whitespace at all */
     while (r->p < r->end && is_ws(*r->p))
         r->p++;
 }
@@ -600,7 +606,7 @@ static int str_scan(struct rp *r, char *o, size_t *len_out, unsigned *flags)
 
 static void bad_utf8_at(struct rp *r, const unsigned char *at)
 {
-    bad(r, NULL, "invalid UTF-8 in a string at column %zu", (size_t)(at - r->start) + 1);
+    bad(r, NULL, "invalid UTF-8 in a string at column %zu", (size_t)(at - r->start) + r->col0 + 1);
 }
 
 static int skip_value(struct rp *r);
@@ -609,7 +615,7 @@ static int open_container(struct rp *r)
 {
     if (++r->depth > MAX_DEPTH) {
         r->fail = FAIL_DEPTH;
-        r->fail_at = (size_t)(r->p - r->start);
+        r->fail_at = (size_t)(r->p - r->start) + r->col0;
         return -1;
     }
     r->p++;
@@ -846,10 +852,12 @@ static int employee_count(struct rp *r)
         bad(r, &pp, "%s is not an integer", snip);
         return 0;
     }
-    if (*s == '-') {
+    if (*s == '-' && !(r->p - s == 2 && s[1] == '0')) { /* -0 is zero */
         bad(r, &pp, "%s is negative", snip);
         return 0;
     }
+    if (*s == '-')
+        s++;
     for (; s < r->p; s++) {
         unsigned dgt = (unsigned)(*s - '0');
         if (v > ((uint64_t)INT64_MAX - dgt) / 10) {
@@ -871,6 +879,7 @@ static void duplicate(struct rp *r, const struct path *pp, const char *key)
 static int location(struct rp *r)
 {
     static const char *const names[4] = {"address", "city", "state", "zip"};
+    static const size_t lens[4] = {7, 4, 5, 3};
     const char **slots[4] = {&r->rec.address, &r->rec.city, &r->rec.state, &r->rec.zip};
     struct path pp = {"location", -1, NULL, -1};
     unsigned seen = 0;
@@ -897,7 +906,7 @@ static int location(struct rp *r)
             return -1;
         f = -1;
         for (int i = 0; i < 4; i++)
-            if (key_is(r, klen, names[i], strlen(names[i])))
+            if (key_is(r, klen, names[i], lens[i]))
                 f = i;
         if (f < 0) {
             if (skip_value(r))
@@ -1256,6 +1265,7 @@ static int handle_record(struct records_parser *p, const unsigned char *d, size_
     r.w = p->arena;
     r.reason = p->reason;
     r.ps = p;
+    r.col0 = ndjson && pos == p->col_line ? p->col0 : 0;
     p->services.len = p->certs.len = p->labs.len = p->accs.len = 0;
     skip_ws(&r);
     if (ndjson && r.p == r.end)
@@ -1367,6 +1377,26 @@ static int is_delim(unsigned c)
     return is_ws(c) || c == ',' || c == ']' || c == '}';
 }
 
+/* Index of the first '"' or '\\' in d[i..lim), or lim: the plain bytes of a string. */
+static size_t skip_plain(const unsigned char *d, size_t i, size_t lim)
+{
+#ifdef __SSE2__
+    const __m128i vq = _mm_set1_epi8('"'), vb = _mm_set1_epi8('\\');
+
+    while (lim - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+        unsigned mask =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vq), _mm_cmpeq_epi8(v, vb)));
+        if (mask)
+            return i + (unsigned)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
+    while (i < lim && d[i] != '"' && d[i] != '\\')
+        i++;
+    return i;
+}
+
 /* Scans the element being framed from d[*ip]; parses it once complete. */
 static int elem_feed(struct records_parser *p, const unsigned char *d, size_t n, size_t *ip,
                      uint64_t base)
@@ -1382,6 +1412,10 @@ static int elem_feed(struct records_parser *p, const unsigned char *d, size_t n,
     } else {
         int depth = p->depth, in_str = p->in_str, esc = p->esc;
         while (i < lim) {
+            if (in_str && !esc)
+                i = skip_plain(d, i, lim);
+            if (i >= lim)
+                break;
             unsigned c = d[i++];
             if (in_str) {
                 if (esc) {
@@ -1541,6 +1575,8 @@ static int decide_ndjson(struct records_parser *p, const unsigned char *rest, si
 
     p->fmt = RECORDS_FORMAT_NDJSON;
     p->line = p->lead_lines + 1;
+    p->col_line = p->line;
+    p->col0 = p->lead_cols;
     if (p->dbuf.len)
         rc = nd_feed(p, p->dbuf.data, p->dbuf.len);
     vec_free(&p->dbuf);
@@ -1581,15 +1617,18 @@ static int detect_feed(struct records_parser *p, const unsigned char *d, size_t 
         if (p->dstate == D_START) {
             if (a < 3 && a == p->bom && c == bom[a]) {
                 p->bom++;
+                p->lead_cols++;
                 continue;
             }
             if (p->bom > 0 && p->bom < 3) { /* a partial BOM: plain bytes after all */
+                p->lead_cols = 0;
                 if (vec_append(&p->dbuf, bom, p->bom))
                     return set_err(p, HC_ENOMEM);
                 return decide_ndjson(p, d + i, n - i);
             }
             if (is_ws(c)) {
                 p->lead_lines += c == '\n';
+                p->lead_cols = c == '\n' ? 0 : p->lead_cols + 1;
                 continue;
             }
             if (c == '[')
@@ -1672,6 +1711,8 @@ int records_finish(struct records_parser *p)
             return HC_OK; /* empty or only whitespace */
         if (p->dstate == D_START && vec_append(&p->dbuf, "\xEF\xBB", p->bom))
             return set_err(p, HC_ENOMEM);
+        if (p->dstate == D_START)
+            p->lead_cols = 0;
         rc = decide_ndjson(p, NULL, 0);
     }
     if (rc == HC_OK)

@@ -19,6 +19,19 @@
  * accreditations an array of {accreditation_body, accreditation_id, valid_until} or null, where
  * valid_until is a real calendar date YYYY-MM-DD or null. Unknown fields are ignored at any depth.
  * A repeated facility_id within one object is NOT detected here (the warehouse does it).
+ *
+ * Details decided here:
+ *   - a UTF-8 BOM at the very start is skipped; empty or whitespace-only input is zero records
+ *     and no error (the format stays UNKNOWN);
+ *   - a key repeated inside a record, its location, a lab or an accreditation is a bad record
+ *     (`duplicate key "city"`); repeated unknown keys are ignored;
+ *   - raw bytes that are not UTF-8 in any string (keys and unknown fields too) make the record
+ *     bad; a kept string holding \u0000 or an unpaired surrogate escape makes it bad;
+ *   - nesting deeper than 512 levels (the record itself is level 1) is a bad NDJSON line and an
+ *     unreadable array input; a line longer than max_record_bytes is a bad NDJSON line;
+ *   - a record breaking a rule AND the JSON grammar is reported for the grammar;
+ *   - reasons are one line, "path: what", with 0-based indices in the path:
+ *     `accreditations[1].valid_until: "2026-02-30" is not a valid date`.
  */
 #ifndef HCPIPE_RECORDS_H
 #define HCPIPE_RECORDS_H
@@ -29,15 +42,15 @@
 #define RECORDS_NULL_DATE INT32_MIN /* valid_until was null or missing */
 
 struct record_lab {
-    const char *name;                   /* lab_name, NULL when null or missing */
+    const char *name; /* lab_name, NULL when null or missing */
     size_t n_certifications;
-    const char *const *certifications;  /* n_certifications strings */
+    const char *const *certifications; /* n_certifications strings */
 };
 
 struct record_accreditation {
-    const char *body;      /* accreditation_body, NULL when null or missing */
-    const char *id;        /* accreditation_id, NULL when null or missing */
-    int32_t valid_until;   /* days since 1970-01-01, or RECORDS_NULL_DATE */
+    const char *body;    /* accreditation_body, NULL when null or missing */
+    const char *id;      /* accreditation_id, NULL when null or missing */
+    int32_t valid_until; /* days since 1970-01-01, or RECORDS_NULL_DATE */
 };
 
 /* One valid record. Every pointer is borrowed and valid only during the callback. Strings are
@@ -49,7 +62,7 @@ struct facility_record {
     int64_t employee_count;    /* valid when has_employee_count */
     int has_employee_count;    /* 0 when null or missing */
     const char *address, *city, *state, *zip; /* location fields, NULL when null or missing */
-    size_t n_services;         /* 0 when services is missing, null or empty */
+    size_t n_services;                        /* 0 when services is missing, null or empty */
     const char *const *services;
     size_t n_labs;
     const struct record_lab *labs;
@@ -57,8 +70,12 @@ struct facility_record {
     const struct record_accreditation *accreditations; /* in input order */
 };
 
-enum records_format { RECORDS_FORMAT_UNKNOWN, RECORDS_FORMAT_NDJSON, RECORDS_FORMAT_ARRAY,
-                      RECORDS_FORMAT_WRAPPED };
+enum records_format {
+    RECORDS_FORMAT_UNKNOWN,
+    RECORDS_FORMAT_NDJSON,
+    RECORDS_FORMAT_ARRAY,
+    RECORDS_FORMAT_WRAPPED
+};
 
 struct records_callbacks {
     /* A valid record. Return 0 to go on, or an hc_err to stop parsing with that error. */
@@ -76,7 +93,7 @@ struct records_parser *records_new(const struct records_callbacks *cb, size_t ma
 
 /* Parses the next chunk. Returns HC_OK, HC_EBADINPUT (the input cannot be read: see
  * records_error()), HC_ENOMEM, or the first non-zero value a callback returned. After an error,
- * later calls return the same error. */
+ * later calls return the same error; a feed after records_finish() returns HC_EINVAL. */
 int records_feed(struct records_parser *p, const void *data, size_t len);
 
 /* Ends the input (a last NDJSON line without newline is a record). Same returns as feed. */
@@ -98,7 +115,8 @@ void records_free(struct records_parser *p);
  * Returns 0 on success, -1 when not a valid date. */
 int records_parse_date(const char *s, size_t len, int32_t *days_out);
 
-/* Writes days since 1970-01-01 as YYYY-MM-DD into out (11 bytes). */
+/* Writes days since 1970-01-01 as YYYY-MM-DD into out (11 bytes). Days outside 0000-01-01 ..
+ * 9999-12-31 are clamped to those dates. */
 void records_format_date(int32_t days, char out[11]);
 
 #endif

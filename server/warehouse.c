@@ -16,8 +16,10 @@
 #include "server/warehouse.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/error.h"
 #include "server/sys.h"
@@ -171,12 +173,15 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 
 static int configure(sqlite3 *db, int cache_kib)
 {
-    char sql[160];
+    char sql[256];
 
     sqlite3_busy_timeout(db, WAREHOUSE_BUSY_MS);
+    /* page_size only takes effect on a new, empty database: 16 KiB pages measured ~15% less
+     * CPU for bulk loads than 4 KiB. journal_size_limit truncates the WAL after a big load. */
     snprintf(sql, sizeof sql,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
-             " PRAGMA temp_store=FILE;",
+             "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+             " PRAGMA cache_size=-%d; PRAGMA temp_store=FILE;"
+             " PRAGMA journal_size_limit=67108864;",
              cache_kib);
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
@@ -401,6 +406,26 @@ int warehouse_object_load_id(struct warehouse *w, const char *bucket, const char
 
 /* ---- loads ---- */
 
+/* Takes the write lock, waking every 100 ms to ask `interrupt` whether to give up (another job's
+ * load may hold the lock for a long time). Returns HC_OK or HC_ECANCELLED. */
+static int lock_interruptible(struct warehouse *w, int (*interrupt)(void *), void *ctx)
+{
+    for (;;) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_mutex_timedlock(&w->lock, &ts) == 0)
+            return HC_OK;
+        if (interrupt && interrupt(ctx))
+            return HC_ECANCELLED;
+    }
+}
+
 int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj,
                          enum bad_record_policy policy, struct warehouse_load **out,
                          struct warehouse_load_stats *st_out, json_t **bad_records_out)
@@ -413,7 +438,8 @@ int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj
     memset(st_out, 0, sizeof *st_out);
     if (bad_records_out)
         *bad_records_out = NULL;
-    pthread_mutex_lock(&w->lock);
+    if (lock_interruptible(w, obj->interrupt, obj->interrupt_ctx) != HC_OK)
+        return HC_ECANCELLED;
     sqlite3_progress_handler(w->db, obj->interrupt ? 4000 : 0, obj->interrupt, obj->interrupt_ctx);
     rc = object_get(w, obj->bucket, obj->key, &o);
     if (rc != SQLITE_OK)

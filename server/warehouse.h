@@ -68,7 +68,8 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out);
 /* Starts loading `obj` under the write lock. When the object is unchanged (same size and version,
  * and either loaded without bad records or policy is skip), nothing is started: *out is NULL,
  * st_out describes the stored load, and *bad_records_out (may be NULL) gets its skipped records
- * (new ref). Otherwise *out is the load (finish with commit or abort). */
+ * (new ref). Otherwise *out is the load (finish with commit or abort). While waiting for the
+ * write lock, obj->interrupt is asked every 100 ms; HC_ECANCELLED when it says stop. */
 int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj,
                          enum bad_record_policy policy, struct warehouse_load **out,
                          struct warehouse_load_stats *st_out, json_t **bad_records_out);

@@ -24,7 +24,8 @@ import traceback
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
-SLOW = 3 if os.environ.get("SANITIZER") else 1  # sanitizer builds run slower
+VALGRIND = os.environ.get("VALGRIND") == "1"  # VALGRIND=1 runs every server under valgrind
+SLOW = 10 if VALGRIND else 3 if os.environ.get("SANITIZER") else 1  # slower builds wait longer
 PROBLEM = "https://hcpipe.dev/problems/"
 AS_OF = "2026-11-27"
 
@@ -47,15 +48,18 @@ def make_data_dir():
 class Server:
     """One hcpipe serve process."""
 
-    def __init__(self, data_dir, args=(), env=None):
+    def __init__(self, data_dir, args=(), env=None, host="127.0.0.1"):
         self.data_dir = data_dir
+        self.host = host
         self.port = free_port()
         self.log_path = os.path.join(data_dir, "server-%d.log" % self.port)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
         full_env.update(env or {})
         self.log = open(self.log_path, "wb")
+        prefix = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full"] if VALGRIND else []
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir]
+            prefix + [BIN, "serve", "--listen",
+                      ("[%s]:%d" if ":" in host else "%s:%d") % (host, self.port), "--data-dir", data_dir]
             + list(args),
             stdout=self.log, stderr=self.log, env=full_env)
         self.wait_ready()
@@ -81,7 +85,7 @@ class Server:
 
     def request(self, method, path, body=None, headers=None):
         """Returns (status, headers as a lower-cased dict, body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30 * SLOW)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30 * SLOW)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
@@ -243,9 +247,43 @@ def test_bad_json_400():
     assert_problem(status, hdrs, body, 400, "invalid-json")
 
 
+def raw_exchange(port, head):
+    """Sends raw request headers and reads the response without sending any body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW) as s:
+        s.sendall(head)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_end = data.index(b"\r\n\r\n")
+        lines = data[:head_end].decode().split("\r\n")
+        hdrs = {k.strip().lower(): v.strip() for k, v in
+                (line.split(":", 1) for line in lines[1:])}
+        body = data[head_end + 4:]
+        while len(body) < int(hdrs.get("content-length", 0)):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(lines[0].split()[1]), hdrs, body
+
+
 def test_oversize_body_413():
     big = b'{"query": "' + b"x" * (1 << 20) + b'"}'
-    status, hdrs, body = S.request("POST", "/jobs", big, {"Content-Type": "application/json"})
+    for _ in range(5):  # the answer must reach the client every time
+        status, hdrs, body = S.request("POST", "/jobs", big, {"Content-Type": "application/json"})
+        assert_problem(status, hdrs, body, 413, "payload-too-large")
+    # Other errors found on the headers also reach a client that is still sending its body.
+    status, hdrs, body = S.request("POST", "/nowhere", big)
+    assert_problem(status, hdrs, body, 404, "not-found")
+    status, hdrs, body = S.request("PUT", "/jobs", big)
+    assert_problem(status, hdrs, body, 405, "method-not-allowed")
+    # A client that waits for "100 Continue" gets the 413 before it sends the body.
+    status, hdrs, body = raw_exchange(S.port, (
+        b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"))
     assert_problem(status, hdrs, body, 413, "payload-too-large")
 
     # Chunked, so the server only finds out while reading.
@@ -373,6 +411,8 @@ def test_request_id_and_openapi():
     assert status == 200 and hdrs["x-request-id"] == "abc-123", hdrs
     status, hdrs, _ = S.request("GET", "/healthz", headers={"X-Request-Id": "bad id\x01"})
     assert status == 200 and len(hdrs["x-request-id"]) == 36, hdrs
+    status, hdrs, body = S.request("HEAD", "/jobs?limit=1")
+    assert status == 200 and body == b"" and int(hdrs["content-length"]) > 0, hdrs
     status, hdrs, doc = S.json("GET", "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.1") and "/jobs" in doc["paths"], status
     status, _, _ = S.request("GET", "/openapi.json", headers={"If-None-Match": hdrs["etag"]})
@@ -455,6 +495,21 @@ def test_restart_after_kill9():
         assert state == "running", "the job was %s when the server was killed" % state
         srv.kill9()
         second = Server(d, ["--workers", "1"])
+        # While it runs again, GET /jobs/{id} shows live progress from the worker.
+        running = with_progress = 0
+        deadline = time.time() + 120 * SLOW
+        while time.time() < deadline:
+            doc = second.json("GET", "/jobs/" + job["id"])[2]
+            if doc["state"] != "running" and doc["state"] != "queued":
+                break
+            if doc["state"] == "running":
+                running += 1
+                if "progress" in doc:
+                    with_progress += 1
+                    assert {"bytes_read", "records_read"} <= set(doc["progress"]), doc
+            time.sleep(0.01)
+        assert with_progress > 0 or running <= 2, (running, with_progress)
+        print("  restart: %d polls saw the job running, %d with progress" % (running, with_progress))
         done = second.wait_job(job["id"], timeout=120)
         assert done["attempts"] >= 2, done  # the interrupted attempt and the one that finished
         status, _, doc = second.json("GET", "/jobs/%s/result.json" % job["id"])
@@ -470,6 +525,61 @@ def test_restart_after_kill9():
         for s in (srv, second):
             if s and s.alive():
                 s.kill9()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_sigterm_mid_job():
+    """SIGTERM while a job runs: the service exits 0 at a safe point, and the next start
+    finishes the job."""
+    d = make_data_dir()
+    source = big_input(d, 80000)
+    srv = Server(d, ["--workers", "1"])
+    second = None
+    try:
+        job = srv.submit(query="facility_metrics", source=source)
+        deadline, state = time.time() + 30 * SLOW, None
+        while time.time() < deadline:
+            state = srv.json("GET", "/jobs/" + job["id"])[2]["state"]
+            if state != "queued":
+                break
+            time.sleep(0.005)
+        assert state == "running", state
+        t0 = time.time()
+        assert srv.stop() == 0
+        assert time.time() - t0 < 20 * SLOW, "shutdown took %.1fs" % (time.time() - t0)
+        assert "shutting down" in srv.read_log() and '"stopped"' in srv.read_log()
+        second = Server(d, ["--workers", "1"])
+        done = second.wait_job(job["id"], timeout=120)
+        status, _, doc = second.json("GET", "/jobs/%s/result.json" % job["id"])
+        assert status == 200 and doc["row_count"] == 80000, doc["row_count"]
+        assert done["state"] == "succeeded"
+        assert second.stop() == 0
+    finally:
+        for s in (srv, second):
+            if s and s.alive():
+                s.kill9()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ipv6_listen():
+    """--listen [::1]:PORT serves on IPv6 loopback (skipped where the machine has none)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        print("  no IPv6 loopback here: nothing to check")
+        return
+    d = make_data_dir()
+    srv = None
+    try:
+        srv = Server(d, [], host="::1")
+        status, _, doc = srv.json("GET", "/healthz")
+        assert status == 200 and doc == {"status": "ok"}, doc
+        assert '"listen":"[::1]:%d"' % srv.port in srv.read_log()
+        assert srv.stop() == 0
+    finally:
+        if srv and srv.alive():
+            srv.kill9()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -570,6 +680,8 @@ OWN_SERVER = [
     test_seed_jobs_at_start,
     test_cancel_queued_and_running,
     test_restart_after_kill9,
+    test_sigterm_mid_job,
+    test_ipv6_listen,
 ]
 
 
