@@ -4,7 +4,10 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev awscli"
+# Node runs s3rver (tests/package.json); install Debian's only when no node is on PATH (a
+# NodeSource node already bundles npm, and Debian's npm would conflict with it).
+command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -28,4 +31,16 @@ if command -v npm >/dev/null 2>&1; then
     here=$(cd "$(dirname "$0")/.." && pwd)
     [ -x "$here/openapi/node_modules/.bin/redocly" ] ||
         npm ci --prefix "$here/openapi" --no-audit --no-fund
+fi
+
+# s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -f "$here/node_modules/s3rver/package.json" ] ||
+   ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; then
+    npm ci --prefix "$here" --no-audit --no-fund
+fi
+
+# moto_server (moto 5.2.1 with its server extras) for the AWS peer tests, when missing.
+if ! command -v moto_server >/dev/null 2>&1; then
+    python3 -m pip install "moto[server]==5.2.1" || echo "deps.sh: could not install moto; AWS peer tests will skip" >&2
 fi
