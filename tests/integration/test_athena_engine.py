@@ -530,6 +530,88 @@ def test_bad_settings_stop_the_service():
         assert name.encode() in out, name
 
 
+# ---- the whole flow against moto_server with IAM authentication on ---------------------------
+
+def moto_result(query, rows):
+    cols = COLUMNS[query]
+    header = {"Data": [{"VarCharValue": c[0]} for c in cols]}
+    data = [{"Data": [{} if v is None else {"VarCharValue": v} for v in r]} for r in rows]
+    return {"rows": [header] + data,
+            "column_info": [{"CatalogName": "hive", "SchemaName": "", "TableName": "",
+                             "Name": c[0], "Label": c[0], "Type": c[1], "Precision": 0,
+                             "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False}
+                            for c in cols]}
+
+
+def test_moto_flow_with_iam_auth():
+    try:
+        from moto_peer import MotoPeer, PeerUnavailable
+    except ImportError as e:
+        print("  moto_peer unavailable: %s (skipped)" % e)
+        return
+    try:
+        peer = MotoPeer().start()
+    except PeerUnavailable as e:
+        print("  moto unavailable: %s (skipped)" % e)
+        return
+    try:
+        s3 = peer.client("s3")
+        for b in ("hc-data", "hc-results"):
+            s3.create_bucket(Bucket=b)
+        s3.put_object(Bucket="hc-data", Key="facilities/a.json",
+                      Body=b'{"facility_id": "FAC1", "employee_count": 3}\n')
+        want = {
+            "facility_metrics": [["FAC1", None, "3", "0", None],
+                                 ["FAC2", "B \"two\"", None, "2", "2026-12-31"]],
+            "accredited_by_state": [["TX", "1", "250", "2"]],
+            "expiring_accreditations": [["FAC2", "B", "TX", "JC", "2026-06-01", "31"]],
+        }
+        order = ["facility_metrics", "accredited_by_state", "expiring_accreditations"]
+        # moto hands a queued result to each started execution in turn, the DDL included.
+        empty = {"rows": [], "column_info": []}
+        peer.queue_athena_results([empty, empty] + [moto_result(q, want[q]) for q in order])
+        data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-moto-")
+        env = {"AWS_ENDPOINT_URL": peer.endpoint, "AWS_ACCESS_KEY_ID": peer.access_key,
+               "AWS_SECRET_ACCESS_KEY": peer.secret_key, "AWS_REGION": peer.region}
+        srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1"})
+        try:
+            for q in order:  # one at a time: moto hands out its queued results in order
+                job = srv.submit(query=q)
+                done = srv.wait_job(job["id"], timeout=60)
+                doc, csv = srv.result(job["id"])
+                assert done["attempts"] == 1, done
+                assert done["stats"]["engine"] == "athena", done["stats"]
+                assert done["stats"]["query_execution_id"], done["stats"]
+                assert len(doc["rows"]) == len(want[q]), (q, doc)
+                assert [c["name"] for c in doc["columns"]] == [c[0] for c in COLUMNS[q]]
+                for got, row in zip(doc["rows"], want[q]):
+                    for (name, typ), v in zip(COLUMNS[q], row):
+                        exp = None if v is None else int(v) if typ == "bigint" else v
+                        assert got[name] == exp, (q, name, got, row)
+            ath = peer.client("athena")
+            listed = ath.list_query_executions()["QueryExecutionIds"]
+            assert len(listed) == 5, listed  # 2 DDL + 3 queries
+            texts = sorted(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"]
+                           ["Query"] for i in listed)
+            assert texts == sorted([render("create_database"), render("create_table")] +
+                                   [render(q) for q in order]), texts
+        finally:
+            assert srv.stop() == 0, srv.read_log()
+        # A wrong secret is refused by moto's IAM layer: the job fails as an engine error.
+        env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
+        srv = Server(tempfile.mkdtemp(prefix="hcpipe-athena-moto-"), env,
+                     {"HCPIPE_MAX_ATTEMPTS": "1"})
+        try:
+            job = srv.submit(query="facility_metrics")
+            done = srv.wait_job(job["id"], states=("failed", "dead"), timeout=60)
+            assert "Signature" in json.dumps(done["error"]) or \
+                "signature" in json.dumps(done["error"]), done["error"]
+        finally:
+            assert srv.stop() == 0, srv.read_log()
+    finally:
+        peer.stop()
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
 
 
