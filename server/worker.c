@@ -260,6 +260,8 @@ static int run_engine(struct run *r)
     rows = result_writer_rows(rw);
     err = result_writer_commit(rw, r->stats, warnings, bad);
     rw = NULL;
+    if (!err && w->cfg.publish)
+        err = w->cfg.publish(w->cfg.publish_ctx, r->job, dir);
     if (!err)
         err = jobstore_succeed(w->js, r->job->id, r->stats, rows);
 out:

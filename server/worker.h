@@ -34,6 +34,11 @@ struct worker_config {
     const char *results_dir;  /* results go to <results_dir>/<job_id>/result.{json,csv} */
     int64_t requeue_delay_ms; /* HC_EENGINEBUSY: run again after this (+ up to 25% jitter)
                                  without spending an attempt; 0 = 60000 */
+    /* Optional: called once a job's result files are committed in `dir`, before the job is
+     * marked succeeded (e.g. copying them to HCPIPE_OUTPUT_URI). A non-zero hc_err fails the
+     * attempt like an engine error (transient ones are retried). */
+    int (*publish)(void *ctx, const struct job *job, const char *dir);
+    void *publish_ctx;
 };
 
 struct worker;
