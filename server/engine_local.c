@@ -353,8 +353,9 @@ static int collect_key(void *ctx, const char *key, const struct objstore_info *i
 /* Lists the dataset prefix and loads every object whose version (ETag) changed since its last
  * load; the warehouse skips unchanged ones without reading them. */
 static int sync_dataset(struct engine_local *el, const struct engine_job *job,
-                        struct interrupt *intr, uint64_t *loaded_out, uint64_t *bytes_io,
-                        struct warehouse_load_stats *total, json_t **problem_out)
+                        struct interrupt *intr, uint64_t *loaded_out, uint64_t *listed_out,
+                        uint64_t *bytes_io, struct warehouse_load_stats *total,
+                        json_t **problem_out)
 {
     struct key_list kl = {0};
     int err;
@@ -367,6 +368,7 @@ static int sync_dataset(struct engine_local *el, const struct engine_job *job,
                  el->dataset_prefix);
         set_problem(problem_out, err, detail);
     }
+    *listed_out = kl.n;
     for (size_t i = 0; !err && i < kl.n; i++) {
         struct warehouse_load_stats ls = {0};
         struct engine_job one = *job;
@@ -461,6 +463,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
     json_t *bad = NULL, *warnings = NULL;
     uint64_t bytes = 0;
     int64_t t0 = sys_mono_ms(), t1, t2, load_id = 0;
+    uint64_t synced = 0, listed = 0;
     char name[128];
     int err = HC_OK;
 
@@ -496,9 +499,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
         load_id = ls.load_id;
     }
     if (job->scope == SCOPE_DATASET && el->dataset_bucket) {
-        uint64_t synced = 0;
-
-        err = sync_dataset(el, job, &r->intr, &synced, &bytes, &ls, problem_out);
+        err = sync_dataset(el, job, &r->intr, &synced, &listed, &bytes, &ls, problem_out);
         if (err)
             goto out;
     }
@@ -515,6 +516,10 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
                   (json_int_t)bytes, "rows_loaded", (json_int_t)ls.records, "bad_record_count",
                   (json_int_t)ls.bad, "load_id", (json_int_t)load_id, "unchanged", ls.unchanged,
                   "load_ms", (json_int_t)(t1 - t0), "query_ms", (json_int_t)(t2 - t1));
+    if (r->stats && job->scope == SCOPE_DATASET && el->dataset_bucket) {
+        json_object_set_new(r->stats, "dataset_objects", json_integer((json_int_t)listed));
+        json_object_set_new(r->stats, "dataset_objects_loaded", json_integer((json_int_t)synced));
+    }
     warnings = json_array();
     if (!r->stats || !warnings) {
         err = HC_ENOMEM;

@@ -573,7 +573,8 @@ def test_moto_flow_with_iam_auth():
         data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-moto-")
         env = {"AWS_ENDPOINT_URL": peer.endpoint, "AWS_ACCESS_KEY_ID": peer.access_key,
                "AWS_SECRET_ACCESS_KEY": peer.secret_key, "AWS_REGION": peer.region}
-        srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1"})
+        srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1",
+                                     "HCPIPE_OUTPUT_URI": "s3://hc-results/published/"})
         try:
             for q in order:  # one at a time: moto hands out its queued results in order
                 job = srv.submit(query=q)
@@ -588,6 +589,12 @@ def test_moto_flow_with_iam_auth():
                     for (name, typ), v in zip(COLUMNS[q], row):
                         exp = None if v is None else int(v) if typ == "bigint" else v
                         assert got[name] == exp, (q, name, got, row)
+                # Published to the output bucket as the seed stored them.
+                key = "published/%s/%s" % (q, job["id"])
+                pub = s3.get_object(Bucket="hc-results", Key=key + ".json")["Body"].read()
+                assert json.loads(pub) == doc, q
+                pub = s3.get_object(Bucket="hc-results", Key=key + ".csv")["Body"].read()
+                assert pub.decode() == csv, q
             ath = peer.client("athena")
             listed = ath.list_query_executions()["QueryExecutionIds"]
             assert len(listed) == 5, listed  # 2 DDL + 3 queries
