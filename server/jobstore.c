@@ -251,6 +251,13 @@ static char *col_dup(sqlite3_stmt *st, int i, int *oom)
     return s;
 }
 
+static int col_equals(sqlite3_stmt *st, int i, const char *want)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+
+    return t && strcmp((const char *)t, want) == 0;
+}
+
 static json_t *col_json(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
@@ -274,11 +281,8 @@ static int row_to_job(sqlite3_stmt *st, struct job **out)
     job->query = col_dup(st, 1, &oom);
     job->source = col_dup(st, 2, &oom);
     job->as_of = col_dup(st, 3, &oom);
-    job->scope = strcmp((const char *)sqlite3_column_text(st, 4), "object") == 0 ? SCOPE_OBJECT
-                                                                                 : SCOPE_DATASET;
-    job->on_bad_record = strcmp((const char *)sqlite3_column_text(st, 5), "skip") == 0
-                             ? BAD_RECORD_SKIP
-                             : BAD_RECORD_FAIL;
+    job->scope = col_equals(st, 4, "object") ? SCOPE_OBJECT : SCOPE_DATASET;
+    job->on_bad_record = col_equals(st, 5, "skip") ? BAD_RECORD_SKIP : BAD_RECORD_FAIL;
     job->timeout_s = sqlite3_column_int(st, 6);
     job->engine = col_dup(st, 7, &oom);
     job->event_id = col_dup(st, 8, &oom);
@@ -723,12 +727,15 @@ int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out)
 
     *out = NULL;
     pthread_mutex_lock(&js->lock);
-    /* One statement: the pick and the update are atomic even against another process. */
+    /* One statement: the pick and the update are atomic even against another process. The
+     * partial index jobs_claim holds exactly the runnable states in claim order, so the pick is
+     * its first entry (the planner would otherwise sort every queued job). */
     err = prepare(js,
                   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
                   " started_ms = :now, updated_ms = :now"
-                  " WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'retrying')"
-                  "   AND next_run_ms <= :now ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
+                  " WHERE id = (SELECT id FROM jobs INDEXED BY jobs_claim"
+                  "   WHERE state IN ('queued', 'retrying') AND next_run_ms <= :now"
+                  "   ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
                   " RETURNING " JOB_COLS,
                   &st);
     if (err)

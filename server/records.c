@@ -1255,6 +1255,14 @@ static int handle_record(struct records_parser *p, const unsigned char *d, size_
         char *a = malloc(n + 64);
         if (!a)
             return set_err(p, HC_ENOMEM);
+        if (p->arena_cap > n + 64) { /* after a huge record: give its memory back */
+            vec_free(&p->services);
+            vec_free(&p->certs);
+            vec_free(&p->labs);
+            vec_free(&p->accs);
+            if (p->carry.len == 0)
+                vec_free(&p->carry);
+        }
         free(p->arena);
         p->arena = a;
         p->arena_cap = n + 64;

@@ -30,6 +30,8 @@
  *   - nesting deeper than 512 levels (the record itself is level 1) is a bad NDJSON line and an
  *     unreadable array input; a line longer than max_record_bytes is a bad NDJSON line;
  *   - a record breaking a rule AND the JSON grammar is reported for the grammar;
+ *   - employee_count `-0` is zero; beyond INT64_MAX it is a bad record;
+ *   - detection compares the first key raw: a key written with escapes is not a record field;
  *   - reasons are one line, "path: what", with 0-based indices in the path:
  *     `accreditations[1].valid_until: "2026-02-30" is not a valid date`.
  */
@@ -111,7 +113,8 @@ uint64_t records_seen(const struct records_parser *p);
 
 void records_free(struct records_parser *p);
 
-/* Converts YYYY-MM-DD (exactly 10 bytes, a real calendar date) to days since 1970-01-01.
+/* Converts YYYY-MM-DD (exactly 10 bytes, a real proleptic Gregorian date, years 0000-9999) to
+ * days since 1970-01-01.
  * Returns 0 on success, -1 when not a valid date. */
 int records_parse_date(const char *s, size_t len, int32_t *days_out);
 

@@ -13,16 +13,18 @@
 
 #include "server/error.h"
 #include "server/event.h"
+#include "tests/unit/testdata.h"
 
 static char *slurp_event(const char *name, size_t *len)
 {
-    const char *shared = getenv("HCPIPE_SHARED");
-    char path[1024];
+    char dir[4096], path[4200];
     FILE *f;
     char *data;
     long n;
 
-    snprintf(path, sizeof path, "%s/testdata/events/%s", shared ? shared : "../shared", name);
+    if (testdata_dir(dir, sizeof dir))
+        fail_msg("shared/testdata not found (set HCPIPE_SHARED)");
+    snprintf(path, sizeof path, "%s/events/%s", dir, name);
     f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot open %s", path);

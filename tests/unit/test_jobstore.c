@@ -18,6 +18,7 @@
 
 #include "server/error.h"
 #include "server/jobstore.h"
+#include "server/log.h"
 #include "server/sys.h"
 
 /* ---- pinned clock and ids ----------------------------------------------------------------- */
@@ -60,7 +61,9 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/hcpipe-jobstore-XXXXXX");
+    /* tmpfs when there is one: the store fsyncs every commit, and the fault test commits a lot. */
+    snprintf(fx->dir, sizeof fx->dir, "%s/hcpipe-jobstore-XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(fx->dir))
         return -1;
     snprintf(fx->path, sizeof fx->path, "%s/jobs.db", fx->dir);
@@ -83,6 +86,12 @@ static int teardown(void **state)
     snprintf(p, sizeof p, "%s/jobs.db-wal", fx->dir);
     unlink(p);
     snprintf(p, sizeof p, "%s/jobs.db-shm", fx->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/fault.db", fx->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/fault.db-wal", fx->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/fault.db-shm", fx->dir);
     unlink(p);
     rmdir(fx->dir);
     free(fx);
@@ -563,7 +572,8 @@ struct claimer {
     struct jobstore *js;
     char (*ids)[37];
     _Atomic int *claimed;
-    int count;
+    int count;  /* jobs this thread claimed */
+    int errors; /* claims that failed with another error than "none runnable" */
 };
 
 static void *claim_thread(void *arg)
@@ -571,7 +581,15 @@ static void *claim_thread(void *arg)
     struct claimer *c = arg;
     struct job *job = NULL;
 
-    while (jobstore_claim(c->js, fake_now, &job) == HC_OK) {
+    for (;;) {
+        int err = jobstore_claim(c->js, fake_now, &job);
+
+        if (err == HC_ENOTFOUND)
+            break;
+        if (err != HC_OK) {
+            c->errors++;
+            continue;
+        }
         for (int i = 0; i < CLAIM_JOBS; i++)
             if (strcmp(c->ids[i], job->id) == 0)
                 atomic_fetch_add(&c->claimed[i], 1);
@@ -581,9 +599,9 @@ static void *claim_thread(void *arg)
     return NULL;
 }
 
-static void jobstore_claim_is_atomic_across_threads(void **state)
+/* Claims every job from CLAIM_THREADS threads; thread i uses stores[i % nstores]. */
+static void claim_all(struct jobstore **stores, int nstores)
 {
-    struct fixture *fx = *state;
     static char ids[CLAIM_JOBS][37];
     static _Atomic int claimed[CLAIM_JOBS];
     struct claimer c[CLAIM_THREADS];
@@ -591,23 +609,192 @@ static void jobstore_claim_is_atomic_across_threads(void **state)
     int total = 0;
 
     for (int i = 0; i < CLAIM_JOBS; i++) {
-        struct job *j = insert(fx->js, "q");
+        struct job *j = insert(stores[0], "q");
 
         memcpy(ids[i], j->id, 37);
         job_free(j);
         claimed[i] = 0;
     }
     for (int i = 0; i < CLAIM_THREADS; i++) {
-        c[i] = (struct claimer){fx->js, ids, claimed, 0};
+        c[i] = (struct claimer){stores[i % nstores], ids, claimed, 0, 0};
         assert_int_equal(pthread_create(&t[i], NULL, claim_thread, &c[i]), 0);
     }
     for (int i = 0; i < CLAIM_THREADS; i++) {
         pthread_join(t[i], NULL);
         total += c[i].count;
+        assert_int_equal(c[i].errors, 0);
     }
     assert_int_equal(total, CLAIM_JOBS);
     for (int i = 0; i < CLAIM_JOBS; i++)
         assert_int_equal(claimed[i], 1);
+}
+
+static void jobstore_claim_is_atomic_across_threads(void **state)
+{
+    struct fixture *fx = *state;
+
+    claim_all(&fx->js, 1);
+}
+
+/* Two connections to one file, as two processes would have: still each job exactly once. */
+static void jobstore_claim_is_atomic_across_connections(void **state)
+{
+    struct fixture *fx = *state;
+    struct jobstore *stores[2] = {fx->js, NULL};
+
+    assert_int_equal(jobstore_open(fx->path, &stores[1]), HC_OK);
+    claim_all(stores, 2);
+    jobstore_close(stores[1]);
+}
+
+/* ---- fault injection: SQLite allocation number `fail_at` fails, once ----------------------- */
+
+static sqlite3_mem_methods real_mem;
+static _Atomic long alloc_count, fail_at;
+
+static int alloc_fails(void)
+{
+    return ++alloc_count == fail_at;
+}
+
+static void *fi_malloc(int n)
+{
+    return alloc_fails() ? NULL : real_mem.xMalloc(n);
+}
+
+static void *fi_realloc(void *p, int n)
+{
+    return alloc_fails() ? NULL : real_mem.xRealloc(p, n);
+}
+
+static void fi_free(void *p)
+{
+    real_mem.xFree(p);
+}
+
+static int fi_size(void *p)
+{
+    return real_mem.xSize(p);
+}
+
+static int fi_roundup(int n)
+{
+    return real_mem.xRoundup(n);
+}
+
+static int fi_init(void *app)
+{
+    return real_mem.xInit(app);
+}
+
+static void fi_shutdown(void *app)
+{
+    real_mem.xShutdown(app);
+}
+
+/* One pass over every store operation; each may fail, none may crash or leak. */
+static void store_workout(const char *path)
+{
+    struct jobstore *js = NULL;
+    struct job_spec spec = {.query = "q", .event_id = "ev"};
+    struct job *a = NULL, *b = NULL, *c = NULL, **jobs = NULL;
+    struct job_filter f = {.state = -1, .limit = 2};
+    uint64_t counts[JOB_CANCELLED + 1];
+    json_t *problem = hc_problem_new(HC_EIO, "disk");
+    char *next = NULL;
+    size_t n = 0;
+
+    if (jobstore_open(path, &js) != HC_OK)
+        goto out;
+    jobstore_insert(js, &spec, &a);
+    jobstore_insert(js, &spec, &b);
+    if (jobstore_claim(js, fake_now, &c) == HC_OK) {
+        jobstore_set_handle(js, c->id, "h");
+        jobstore_fail(js, c->id, problem, fake_now, 0);
+        job_free(c);
+        c = NULL;
+    }
+    if (jobstore_claim(js, fake_now, &c) == HC_OK) {
+        jobstore_succeed(js, c->id, problem, 3);
+        jobstore_retry(js, c->id, NULL);
+    }
+    if (b) {
+        job_free(c);
+        c = NULL;
+        jobstore_cancel(js, b->id, &c);
+    }
+    if (jobstore_list(js, &f, &jobs, &n, &next) == HC_OK) {
+        for (size_t i = 0; i < n; i++)
+            job_free(jobs[i]);
+        free(jobs);
+        f.cursor = next;
+        jobs = NULL;
+        if (next && jobstore_list(js, &f, &jobs, &n, &next) == HC_OK) {
+            for (size_t i = 0; i < n; i++)
+                job_free(jobs[i]);
+            free(jobs);
+            free(next);
+        }
+        free((void *)(uintptr_t)f.cursor);
+    }
+    jobs = NULL;
+    if (jobstore_list_by_event(js, "ev", &jobs, &n) == HC_OK) {
+        for (size_t i = 0; i < n; i++)
+            job_free(jobs[i]);
+        free(jobs);
+    }
+    jobstore_recover(js, NULL);
+    jobstore_count_by_state(js, counts);
+out:
+    jobstore_close(js);
+    job_free(a);
+    job_free(b);
+    job_free(c);
+    json_decref(problem);
+}
+
+static void jobstore_survives_each_allocation_failing(void **state)
+{
+    struct fixture *fx = *state;
+    sqlite3_mem_methods fi = {fi_malloc,  fi_free, fi_realloc,  fi_size,
+                              fi_roundup, fi_init, fi_shutdown, NULL};
+    struct jobstore *js = NULL;
+    uint64_t counts[JOB_CANCELLED + 1];
+    long n;
+    char path[128];
+
+    jobstore_close(fx->js);
+    fx->js = NULL;
+    assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+    assert_int_equal(sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real_mem), SQLITE_OK);
+    assert_int_equal(sqlite3_config(SQLITE_CONFIG_MALLOC, &fi), SQLITE_OK);
+    assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+    snprintf(path, sizeof path, "%s/fault.db", fx->dir);
+    /* Fail allocation 1, 2, ... 200, then every 29th, until a whole pass makes fewer
+     * allocations than that (a pass makes about 5000; every one of them would take minutes). */
+    log_set_level((enum log_level)(LOG_ERROR + 1)); /* thousands of expected error lines */
+    for (n = 1; n < 20000; n += n < 200 ? 1 : 29) {
+        alloc_count = 0;
+        fail_at = n;
+        store_workout(path);
+        if (alloc_count < n)
+            break;
+    }
+    fail_at = 0;
+    log_set_level(LOG_INFO);
+    assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+    assert_int_equal(sqlite3_config(SQLITE_CONFIG_MALLOC, &real_mem), SQLITE_OK);
+    assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+    assert_true(n > 50 && n < 20000);
+
+    /* The database is still sound: it opens, and every job is in a real state. */
+    assert_int_equal(jobstore_open(path, &js), HC_OK);
+    assert_int_equal(jobstore_count_by_state(js, counts), HC_OK);
+    assert_true(counts[JOB_QUEUED] + counts[JOB_RUNNING] + counts[JOB_RETRYING] +
+                    counts[JOB_SUCCEEDED] + counts[JOB_CANCELLED] >
+                0);
+    jobstore_close(js);
+    assert_int_equal(jobstore_open(fx->path, &fx->js), HC_OK);
 }
 
 int main(void)
@@ -627,6 +814,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobstore_reopen_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(jobstore_migrates_v1_database, setup, teardown),
         cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_connections, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_survives_each_allocation_failing, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@ struct log {
     int stop_at;    /* with stop_err: the callback number that returns stop_err */
     int stop_err;   /* 0: never stop */
     int calls;      /* callbacks so far */
-    uint64_t n_svc; /* services of the last valid record (huge-record test) */
+    uint64_t n_svc; /* most services in one valid record (huge-record test) */
 };
 
 static void put_str(struct buf *b, const char *s)
@@ -45,7 +45,8 @@ static int on_record(void *ctx, const struct facility_record *r)
     struct buf *b = &l->b;
     char d[11];
 
-    l->n_svc = r->n_services;
+    if (r->n_services > l->n_svc)
+        l->n_svc = r->n_services;
     buf_printf(b, "REC %llu id=", (unsigned long long)r->position);
     put_str(b, r->facility_id);
     buf_puts(b, " name=");
@@ -490,7 +491,9 @@ static void records_empty_input(void **state)
     assert_int_equal(records_format(p), RECORDS_FORMAT_UNKNOWN);
     assert_int_equal(records_finish(p), HC_OK);
     assert_string_equal(records_error(p), "");
+    assert_int_equal(records_feed(p, "[]", 2), HC_EINVAL); /* no feed after finish */
     records_free(p);
+    records_free(NULL);
 }
 
 static void records_format_detection(void **state)
@@ -661,14 +664,16 @@ static void records_huge_record(void **state)
     n += (size_t)snprintf(in, 100, "[{\"facility_id\":\"BIG\",\"services\":[");
     for (size_t i = 0; i < count; i++)
         n += (size_t)snprintf(in + n, 20, "%s\"s%zu\"", i ? "," : "", i);
-    n += (size_t)snprintf(in + n, 100, "]}]");
+    n += (size_t)snprintf(in + n, 100, "]},{\"facility_id\":\"S\",\"services\":[\"x\"]}]");
     log = run_ex(in, n, 65536, MAXREC, &l);
-    assert_int_equal(l.n_svc, count);
+    assert_int_equal(l.n_svc, count); /* then a small record after the huge one: */
+    assert_non_null(strstr(log, "\nREC 2 id=\"S\" name=null count=null loc=nullnullnullnull "
+                                "services=\"x\"\n"));
     assert_true(strncmp(log,
                         "REC 1 id=\"BIG\" name=null count=null loc=nullnullnullnull "
                         "services=\"s0\"\"s1\"\"s2\"",
                         70) == 0);
-    assert_non_null(strstr(log, "rc=0 err= seen=1"));
+    assert_non_null(strstr(log, "rc=0 err= seen=2"));
     free(log);
     /* bigger than max_record_bytes: a bad line in NDJSON, an unreadable array */
     memset(&l, 0, sizeof(l));
