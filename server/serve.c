@@ -202,7 +202,7 @@ int serve_main(int argc, char **argv)
     if (strcmp(cfg.engine, "athena") == 0) {
         athena = 1;
         if (engine_athena_settings_load(&aset, err, sizeof err) != 0) {
-            fprintf(stderr, "hcpipe: %s\n", err);
+            fprintf(stderr, "hcpipe: athena engine: %s\n", err);
             engine_athena_settings_free(&aset);
             config_free(&cfg);
             return 2;
