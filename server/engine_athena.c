@@ -7,7 +7,8 @@
  *                CREATE EXTERNAL TABLE once per configuration, remembered by a marker file
  *                <data_dir>/athena/ddl-<sha256 of the configuration>, forgotten when a query
  *                reports the table missing), renders the catalog query (athena_sql_render()),
- *                and calls StartQueryExecution with ClientRequestToken "hcpipe-<job id>-<attempt>":
+ *                and calls StartQueryExecution with ClientRequestToken "hcpipe-<job id>-<attempt>"
+ *                (token_for_start(): the same after a crash, new for a replay):
  *                the http client's retries of a lost response re-send the same token, so Athena
  *                returns the same execution instead of starting a second one. The handle is the
  *                QueryExecutionId; the worker stores it before polling. Given a stored handle
@@ -38,8 +39,9 @@
  *
  * Threads: worker threads call the vtable concurrently; `lock` guards the tracked list and the
  * poller's state; `ddl_lock` serialises schema creation (other jobs wait for the first).
- * Known gap: a kill -9 after StartQueryExecution answered but before the worker stored the
- * handle leaves that execution running; the next attempt (new token) starts another one.
+ * Crash safety: the token of each start is written to a ledger before the call (see "the token
+ * ledger" below), so a kill -9 after Athena started the query but before the worker stored the
+ * handle re-sends the same token at the next attempt and gets the same execution back.
  */
 #include "server/engine_athena.h"
 
@@ -78,12 +80,15 @@ struct tracked {
     char missing_msg[256];            /* why, when missing */
     int64_t next_check_ms;            /* monotonic time of its next status check */
     int64_t interval_ms;              /* current backoff interval */
+    int ledger_closed;                /* the job's token ledger was closed by a poll */
+    char *job_id;                     /* the job that started it here, NULL when re-attached */
 };
 
 struct engine_athena {
     struct engine base; /* first member */
     struct athena_settings set;
     char *ddl_marker; /* <data_dir>/athena/ddl-<fingerprint> */
+    char *tokens_dir; /* <data_dir>/athena/tokens: the token ledger */
     struct aws_credentials_provider *creds;
     struct aws_client *client;
     pthread_mutex_t lock;    /* guards everything below but ddl_* */
@@ -348,6 +353,7 @@ static void untrack_locked(struct engine_athena *ea, const char *id)
         if (strcmp(t->id, id) == 0) {
             *pp = t->next;
             athena_query_execution_clear(&t->qe);
+            free(t->job_id);
             free(t->id);
             free(t);
             return;
@@ -721,6 +727,115 @@ static void forget_schema(struct engine_athena *ea)
     pthread_mutex_unlock(&ea->ddl_lock);
 }
 
+/* ---- the token ledger ----------------------------------------------------------------------
+ *
+ * <data_dir>/athena/tokens/<job id> holds "<generation> <attempt> <open|closed> <token>" for the
+ * job's last start. It is written (fsync'ed) as "open" before StartQueryExecution and turned
+ * "closed" by the first poll, which the worker only makes after it stored the handle. So:
+ *   - an open ledger means the handle may never have been stored (a crash between the start's
+ *     answer and the store, or a start that failed without a definite answer): the next start
+ *     re-sends the same token, and Athena answers with the execution it may already have
+ *     started instead of starting a second one;
+ *   - a closed ledger whose attempt is not below this one means the job was replayed
+ *     (jobstore_retry() counts attempts from 1 again): a new generation makes new tokens, so the
+ *     replay really runs the query again.
+ * The token is "hcpipe-<job id>-<attempt>", or "hcpipe-<job id>-g<generation>-<attempt>". The
+ * ledger of a job whose results were fetched is removed. */
+
+static int ledger_path(struct engine_athena *ea, const char *job_id, char *out, size_t outlen)
+{
+    size_t n = job_id ? strlen(job_id) : 0;
+
+    if (n == 0 || n > 64)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!((job_id[i] >= '0' && job_id[i] <= '9') || (job_id[i] >= 'a' && job_id[i] <= 'z') ||
+              (job_id[i] >= 'A' && job_id[i] <= 'Z') || job_id[i] == '-'))
+            return -1;
+    return snprintf(out, outlen, "%s/%s", ea->tokens_dir, job_id) < (int)outlen ? 0 : -1;
+}
+
+static void ledger_write(const char *path, int gen, int attempt, int is_open, const char *token)
+{
+    char tmp[4300], line[256];
+    int fd, n;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    n = snprintf(line, sizeof line, "%d %d %s %s\n", gen, attempt, is_open ? "open" : "closed",
+                 token);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) != 0 || rename(tmp, path) != 0)
+        log_warn("athena: cannot write the token ledger", "path", path, "error", strerror(errno),
+                 NULL);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Reads a ledger line; returns 1 when it holds one. */
+static int ledger_read(const char *path, int *gen, int *attempt, int *is_open, char *token,
+                       size_t tokenlen)
+{
+    char line[256], state[16], tok[ATHENA_TOKEN_MAX + 1];
+    int ok;
+    FILE *f = fopen(path, "re");
+
+    if (!f)
+        return 0;
+    ok = fgets(line, sizeof line, f) &&
+         sscanf(line, "%d %d %15s %128s", gen, attempt, state, tok) == 4 &&
+         strlen(tok) >= ATHENA_TOKEN_MIN;
+    fclose(f);
+    if (ok) {
+        *is_open = strcmp(state, "open") == 0;
+        snprintf(token, tokenlen, "%s", tok);
+    }
+    return ok;
+}
+
+/* Chooses the start's ClientRequestToken (see above) and records it as open. */
+static int token_for_start(struct engine_athena *ea, const struct engine_job *job, char *token,
+                           size_t tokenlen)
+{
+    char path[4200];
+    int gen = 0, att = 0, is_open = 0, have;
+
+    if (ledger_path(ea, job->job_id, path, sizeof path) != 0)
+        return HC_EINVAL; /* the worker always gives a UUID */
+    have = ledger_read(path, &gen, &att, &is_open, token, tokenlen);
+    if (have && is_open) {
+        log_info("athena: re-sending the token of an unfinished start", "job_id", job->job_id,
+                 "token", token, NULL);
+        return HC_OK; /* the handle may never have been stored */
+    }
+    if (!have)
+        gen = 0;
+    else if (job->attempt <= att)
+        gen++; /* a replay: new tokens */
+    if (gen > 0)
+        snprintf(token, tokenlen, "hcpipe-%s-g%d-%d", job->job_id, gen, job->attempt);
+    else
+        snprintf(token, tokenlen, "hcpipe-%s-%d", job->job_id, job->attempt);
+    if (strlen(token) < ATHENA_TOKEN_MIN) { /* a short id: pad deterministically */
+        size_t n = strlen(token);
+
+        memset(token + n, '0', ATHENA_TOKEN_MIN - n);
+        token[ATHENA_TOKEN_MIN] = '\0';
+    }
+    ledger_write(path, gen, job->attempt, 1, token);
+    return HC_OK;
+}
+
+/* The first poll after a start: the worker stored the handle, so the ledger closes. */
+static void ledger_close(struct engine_athena *ea, const char *job_id)
+{
+    char path[4200], token[ATHENA_TOKEN_MAX + 1];
+    int gen, att, is_open;
+
+    if (ledger_path(ea, job_id, path, sizeof path) == 0 &&
+        ledger_read(path, &gen, &att, &is_open, token, sizeof token) && is_open)
+        ledger_write(path, gen, att, 0, token);
+}
+
 /* ---- the vtable --------------------------------------------------------------------------- */
 
 static int athena_start(struct engine *e, const struct engine_job *job, const char *handle,
@@ -771,13 +886,9 @@ static int athena_start(struct engine *e, const struct engine_job *job, const ch
     err = ensure_schema(ea, job, problem_out);
     if (err)
         goto out;
-    snprintf(token, sizeof token, "hcpipe-%s-%d", job->job_id ? job->job_id : "job", job->attempt);
-    if (strlen(token) < ATHENA_TOKEN_MIN) { /* a test's short id: pad deterministically */
-        size_t n = strlen(token);
-
-        memset(token + n, '0', ATHENA_TOKEN_MIN - n);
-        token[ATHENA_TOKEN_MIN] = '\0';
-    }
+    err = token_for_start(ea, job, token, sizeof token);
+    if (err)
+        goto out;
     p.query_string = sql;
     p.database = ea->set.database;
     p.catalog = ea->set.catalog;
@@ -791,6 +902,8 @@ static int athena_start(struct engine *e, const struct engine_job *job, const ch
     }
     pthread_mutex_lock(&ea->lock);
     t = track_locked(ea, id, ea->set.poll_initial_ms);
+    if (t && !t->job_id)
+        t->job_id = strdup(job->job_id);
     pthread_mutex_unlock(&ea->lock);
     if (!t) {
         err = HC_ENOMEM;
@@ -848,6 +961,17 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
     if (!t) {
         pthread_mutex_unlock(&ea->lock);
         return HC_ENOMEM;
+    }
+    if (!t->ledger_closed && job && job->job_id) {
+        t->ledger_closed = 1;
+        pthread_mutex_unlock(&ea->lock);
+        ledger_close(ea, job->job_id);
+        pthread_mutex_lock(&ea->lock);
+        t = track_locked(ea, handle, 0);
+        if (!t) {
+            pthread_mutex_unlock(&ea->lock);
+            return HC_ENOMEM;
+        }
     }
     if (!ended(t)) {
         pthread_mutex_unlock(&ea->lock);
@@ -989,9 +1113,13 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
             err = HC_ENOMEM;
     }
     if (!err && !page.next_token) { /* the last page: the query is no longer watched */
+        char path[4200];
+
         pthread_mutex_lock(&ea->lock);
         untrack_locked(ea, handle);
         pthread_mutex_unlock(&ea->lock);
+        if (ledger_path(ea, job->job_id, path, sizeof path) == 0)
+            unlink(path); /* the job succeeded; it is never started again */
     }
 out:
     free(vals);
@@ -1010,6 +1138,19 @@ static int athena_cancel(struct engine *e, const char *handle)
         return HC_OK;
     pthread_mutex_lock(&ea->lock);
     t = find_locked(ea, handle);
+    if (t && t->job_id && !t->ledger_closed) {
+        /* Stopped before its first poll (e.g. the handle could not be stored): the execution
+         * is being stopped, so the next attempt must not re-send its token. */
+        char *jid = strdup(t->job_id);
+
+        t->ledger_closed = 1;
+        pthread_mutex_unlock(&ea->lock);
+        if (jid)
+            ledger_close(ea, jid);
+        free(jid);
+        pthread_mutex_lock(&ea->lock);
+        t = find_locked(ea, handle);
+    }
     is_ended = t && ended(t);
     if (is_ended)
         untrack_locked(ea, handle);
@@ -1050,6 +1191,7 @@ static void athena_destroy(struct engine *e)
     aws_credentials_provider_free(ea->creds);
     engine_athena_settings_free(&ea->set);
     free(ea->ddl_marker);
+    free(ea->tokens_dir);
     pthread_cond_destroy(&ea->changed);
     pthread_mutex_destroy(&ea->lock);
     pthread_mutex_destroy(&ea->ddl_lock);
@@ -1102,6 +1244,14 @@ int engine_athena_new(const char *data_dir, const struct athena_settings *s, str
     if (!ea->ddl_marker)
         goto nomem;
     snprintf(ea->ddl_marker, strlen(dir) + 80, "%s/ddl-%s", dir, fp);
+    ea->tokens_dir = malloc(strlen(dir) + 8);
+    if (!ea->tokens_dir)
+        goto nomem;
+    snprintf(ea->tokens_dir, strlen(dir) + 8, "%s/tokens", dir);
+    if (mkdir(ea->tokens_dir, 0755) != 0 && errno != EEXIST) {
+        athena_destroy(&ea->base);
+        return HC_EIO;
+    }
     ea->creds = aws_credentials_provider_new();
     cc.credentials = ea->creds;
     ea->client = ea->creds ? aws_client_new(&cc) : NULL;

@@ -472,6 +472,53 @@ def test_kill9_between_start_and_completion_reattaches():
         if q.params["ClientRequestToken"] == mine[0]["token"]][0]
 
 
+def test_kill9_before_the_start_answered_resends_the_token():
+    """A crash after Athena started the query but before its answer arrived: the restarted
+    service re-sends the same ClientRequestToken and so gets the same execution."""
+    FA.plan(columns=COLUMNS["accredited_by_state"], rows=[["TX", "2", "20", "2"]])
+    data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-")
+    srv = Server(data_dir, fake_env(FA))
+    srv.wait_job(srv.submit(query="accredited_by_state")["id"])  # the DDL is done
+    FA.delay("StartQueryExecution", 5)
+    job = srv.submit(query="accredited_by_state")
+    deadline = time.time() + 20 * SLOW
+    while not starts(FA, "hcpipe-" + job["id"]):
+        assert time.time() < deadline, "never started"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    srv.kill9()  # Athena has the query; the service never got its id
+    srv = Server(data_dir, fake_env(FA))
+    try:
+        done = srv.wait_job(job["id"], timeout=60)
+        doc, _ = srv.result(job["id"])
+    finally:
+        assert srv.stop() == 0
+    mine = starts(FA, "hcpipe-" + job["id"])
+    assert len(mine) == 2, [(r["token"], r["status"]) for r in mine]
+    assert {r["token"] for r in mine} == {"hcpipe-%s-1" % job["id"]}, mine
+    created = [q for q in FA.queries.values()
+               if q.params["ClientRequestToken"].startswith("hcpipe-" + job["id"])]
+    assert len(created) == 1, created
+    assert done["attempts"] == 2 and done["stats"]["query_execution_id"] == created[0].id, done
+    assert doc["rows"][0]["total_employees"] == 20, doc
+
+
+def test_replay_of_a_failed_job_runs_the_query_again():
+    FA.plan(columns=COLUMNS["accredited_by_state"], rows=[])
+    FA.plan_for("valid_accreditations", count=1, states=["FAILED"],
+                athena_error={"ErrorCategory": 2, "ErrorType": 1006, "Retryable": False,
+                              "ErrorMessage": "permission denied on s3://hc-data"})
+    with Fresh() as srv:
+        job = srv.submit(query="accredited_by_state")
+        srv.wait_job(job["id"], states=("failed",))
+        status, doc = srv.json("POST", "/jobs/%s/retry" % job["id"])
+        assert status in (200, 202), (status, doc)
+        done = srv.wait_job(job["id"], timeout=30)
+    tokens = [r["token"] for r in starts(FA, "hcpipe-" + job["id"])]
+    assert tokens == ["hcpipe-%s-1" % job["id"], "hcpipe-%s-g1-1" % job["id"]], tokens
+    assert done["attempts"] == 1, done
+
+
 def test_many_concurrent_jobs_stay_under_the_poll_rate():
     rate = 4
     FA.plan(columns=COLUMNS["accredited_by_state"], rows=[["TX", "1", "1", "1"]],

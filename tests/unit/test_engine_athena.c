@@ -54,7 +54,7 @@ static void clear_settings_env(void)
         unsetenv(names[i]);
 }
 
-static struct engine *new_engine(void)
+static struct engine *new_engine_polling(const char *initial_ms)
 {
     struct athena_settings s;
     struct engine *e = NULL;
@@ -62,13 +62,18 @@ static struct engine *new_engine(void)
 
     clear_settings_env();
     setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
-    setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", "10", 1);
-    setenv("HCPIPE_ATHENA_POLL_MAX_MS", "20", 1);
+    setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", initial_ms, 1);
+    setenv("HCPIPE_ATHENA_POLL_MAX_MS", "60000", 1);
     setenv("HCPIPE_ATHENA_POLL_RATE", "100", 1);
     assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
     assert_int_equal(engine_athena_new(data_dir, &s, &e), HC_OK);
     engine_athena_settings_free(&s);
     return e;
+}
+
+static struct engine *new_engine(void)
+{
+    return new_engine_polling("10");
 }
 
 static int setup(void **state)
@@ -269,17 +274,21 @@ static void engine_athena_ddl_once_then_start(void **state)
          "{\"QueryExecutions\":[{\"QueryExecutionId\":\"ddl-2\",\"Status\":{\"State\":"
          "\"SUCCEEDED\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
         {200, CT, "{\"QueryExecutionId\":\"q-main\"}"},
-        {200, CT, "{\"QueryExecutionId\":\"q-second\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-main\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-third\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-replay\"}"},
     };
-    struct fake_server *fs = fake_start(r, 6);
+    struct fake_server *fs = fake_start(r, 8);
     struct engine_job job = job_of("accredited_by_state");
     struct engine *e;
-    json_t *problem = NULL;
+    json_t *problem = NULL, *stats = NULL;
     char *h = NULL, target[128];
+    int done = 0;
 
     (void)state;
     env_for(fs);
-    e = new_engine();
+    /* Status checks of started queries come after a minute: none in this test. */
+    e = new_engine_polling("60000");
     assert_int_equal(count_markers(), 0);
     assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
     assert_string_equal(h, "q-main");
@@ -292,16 +301,32 @@ static void engine_athena_ddl_once_then_start(void **state)
     assert_string_equal(fake_req_header(fs, 4, "X-Amz-Target", target, sizeof target),
                         "AmazonAthena.StartQueryExecution");
     free(h);
-    e->ops->destroy(e);
+    e->ops->destroy(e); /* as if the process died before the handle was stored */
 
-    /* A new engine on the same data dir remembers the DDL: one request, the start. */
-    e = new_engine();
+    /* A new engine on the same data dir remembers the DDL, and re-sends the token of the start
+     * whose handle was never stored (no poll happened): Athena answers with the same query. */
+    e = new_engine_polling("60000");
     job.attempt = 2;
     assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
-    assert_string_equal(h, "q-second");
+    assert_string_equal(h, "q-main");
     assert_int_equal(engine_athena_ddl_runs(e), 0);
     assert_int_equal(fake_n_reqs(fs), 6);
-    assert_non_null(strstr(fs->reqs[5].body, "555555555555-2\""));
+    assert_non_null(strstr(fs->reqs[5].body, "555555555555-1\""));
+    /* The first poll closes the ledger (the handle is stored by then). */
+    assert_int_equal(e->ops->poll(e, &job, h, &done, &stats, &problem), HC_OK);
+    assert_int_equal(done, 0);
+    free(h);
+    job.attempt = 3; /* a retry after a failure: a new token */
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-third");
+    assert_non_null(strstr(fs->reqs[6].body, "555555555555-3\""));
+    assert_int_equal(e->ops->poll(e, &job, h, &done, &stats, &problem), HC_OK);
+    free(h);
+    job.attempt = 1; /* a replay (attempts counted from 1 again): a new generation */
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-replay");
+    assert_non_null(strstr(fs->reqs[7].body, "555555555555-g1-1\""));
+    assert_int_equal(fake_n_reqs(fs), 8);
     free(h);
     e->ops->destroy(e);
     fake_stop(fs);
