@@ -53,8 +53,11 @@ static int64_t get_int(const json_t *obj, const char *key)
 
     if (json_is_integer(v))
         return (int64_t)json_integer_value(v);
-    if (json_is_real(v))
-        return (int64_t)json_real_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* Casting an out-of-range double is undefined; such a value is unusable anyway. */
+        return d >= 0.0 && d < 9.2e18 ? (int64_t)d : -1;
+    }
     return -1;
 }
 

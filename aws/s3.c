@@ -252,8 +252,7 @@ static void XMLCALL xml_start(void *ud, const XML_Char *name, const XML_Char **a
         }
     }
     x->depth++;
-    buf_reset(&x->text);
-    x->text.failed = 0;
+    buf_reset(&x->text); /* a failed text buffer stays failed: xml_end() then stops */
 }
 
 static void XMLCALL xml_end(void *ud, const XML_Char *name)

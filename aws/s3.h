@@ -91,8 +91,10 @@ struct s3_get_options {
 };
 
 /* Streams the object to on_data (return 0 to go on, non-zero to abort: then code "ClientError")
- * without holding it in memory. info_out (optional) receives the response metadata. A range gives
- * 206 and info_out->content_range; a failed If-Match gives 412 "PreconditionFailed". */
+ * without holding it in memory; error bodies are never streamed. info_out (optional) receives
+ * the response metadata. A satisfied range gives 206 and info_out->content_range (a server that
+ * ignores Range sends the whole object with an empty content_range); a failed If-Match gives 412
+ * "PreconditionFailed"; an unsatisfiable range 416 "InvalidRange". */
 int s3_get_object(struct aws_client *c, const char *bucket, const char *key,
                   const struct s3_get_options *opt,
                   int (*on_data)(void *ctx, const void *data, size_t len), void *ctx,

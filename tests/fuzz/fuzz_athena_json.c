@@ -1,13 +1,7 @@
 /*
  * fuzz_athena_json.c: libFuzzer target for the Athena response parsers of aws/athena.c.
  *
- * Build and run (not part of the default Makefile build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *       tests/fuzz/fuzz_athena_json.c aws/athena.c aws/buf.c -ljansson -lcrypto \
- *       -o build/fuzz_athena_json
- *   build/fuzz_athena_json -max_total_time=30 tests/fuzz/corpus/athena_json
- * aws/athena.c also calls aws/http.c for the network operations; the stubs below stand in for
- * them (the target only exercises the pure parsers).
+ * Built and run by `make fuzz` (linked with every library object).
  *
  * Byte 0 selects the parser (0 GetQueryExecution, 1 GetQueryResults as first page, 2 the same as
  * a later page, 3 BatchGetQueryExecution, 4 StartQueryExecution, 5 an error body); the rest is
@@ -22,36 +16,6 @@
 #include "aws/athena.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stubs of aws/http.c: never reached from the parsers. */
-const char *aws_client_endpoint(struct aws_client *c, const char *service, int *path_style_out)
-{
-    (void)c;
-    (void)service;
-    (void)path_style_out;
-    abort();
-}
-
-int aws_request_perform(struct aws_client *c, const struct aws_request *req,
-                        struct aws_response *resp)
-{
-    (void)c;
-    (void)req;
-    (void)resp;
-    abort();
-}
-
-void aws_response_free(struct aws_response *resp)
-{
-    (void)resp;
-}
-
-int aws_error_retryable(const char *code, long status)
-{
-    (void)code;
-    (void)status;
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -9,13 +9,11 @@
  * contract legitimately differ (integers beyond int64, lone surrogate escapes in ignored fields,
  * duplicate ignored keys, nesting limits, the line-size cap) are left out of that comparison.
  *
- * Build and run (not part of the default Makefile targets):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_records.c \
- *       server/records.c server/error.c aws/buf.c $(pkg-config --cflags --libs jansson) \
- *       -o build/fuzz_records
- *   build/fuzz_records -max_total_time=60 tests/fuzz/corpus/records
+ * Built and run by `make fuzz` (see the Makefile).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* timegm, strndup */
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,7 @@
 /*
  * fuzz_sigv4.c: libFuzzer target for aws/sigv4.c canonicalisation and signing.
  *
- * Build and run (not part of the default Makefile build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_sigv4.c aws/sigv4.c \
- *       aws/buf.c -lcrypto -o build/fuzz_sigv4
- *   build/fuzz_sigv4 -max_total_time=30 tests/fuzz/corpus/sigv4
+ * Built and run by `make fuzz` (see the Makefile).
  *
  * Input layout: byte 0 holds flags (bit 0: service "s3" instead of "service"; bits 1-2: path
  * mode; bit 3: sign x-amz-content-sha256; bit 4: session token; bit 5: omit the token from the

@@ -392,11 +392,22 @@ static void s3_peer_roundtrip_awkward_keys(void **state)
             buf_free(&s.b);
         }
 
+        /* A range past the end: 416 InvalidRange, nothing streamed. */
+        {
+            struct s3_get_options past = {.range = "bytes=999999-"};
+            assert_int_equal(get_all(key, &past, &s, &got, &err), -1);
+            assert_int_equal(err.status, 416);
+            assert_string_equal(err.code, "InvalidRange");
+            assert_int_equal(s.b.len, 0);
+            buf_free(&s.b);
+        }
+
         assert_listed(key, (int64_t)len, put.etag);
 
         assert_s3_ok(s3_delete_object(P.client, P.bucket, key, &err), &err);
         assert_int_equal(s3_head_object(P.client, P.bucket, key, &head, &err), -1);
         assert_int_equal(err.status, 404);
+        assert_string_equal(err.code, "NotFound");
         free(content);
     }
 }
@@ -483,6 +494,30 @@ static void s3_peer_list_pages_with_continuation(void **state)
     n = 0;
     assert_s3_ok(s3_list_objects(P.client, P.bucket, &lo, count_entry, &n, &err), &err);
     assert_int_equal(n, 0);
+    /* Delimiter: "<prefix>dx-1", "<prefix>dy-2", "<prefix>dz" with '-' give one object and two
+     * common prefixes. */
+    {
+        static const char *const names[] = {"dx-1", "dy-2", "dz"};
+        char dprefix[64], cp[64];
+        struct s3_list_options dl = {.prefix = dprefix, .delimiter = "-"};
+        snprintf(dprefix, sizeof(dprefix), "%sd", lo.prefix);
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof(key), "%s%s", lo.prefix, names[i]);
+            assert_s3_ok(s3_put_object(P.client, P.bucket, key, "x", 1, NULL, NULL, &err), &err);
+        }
+        assert_s3_ok(s3_list_objects_page(P.client, P.bucket, &dl, NULL, &page, &err), &err);
+        assert_int_equal(page.n_entries, 1);
+        snprintf(key, sizeof(key), "%sdz", lo.prefix);
+        assert_string_equal(page.entries[0].key, key);
+        assert_int_equal(page.n_common_prefixes, 2);
+        snprintf(cp, sizeof(cp), "%sdx-", lo.prefix);
+        assert_string_equal(page.common_prefixes[0], cp);
+        s3_list_page_free(&page);
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof(key), "%s%s", lo.prefix, names[i]);
+            assert_s3_ok(s3_delete_object(P.client, P.bucket, key, &err), &err);
+        }
+    }
 }
 
 static void s3_peer_errors_have_codes(void **state)
