@@ -26,13 +26,6 @@ if command -v npm >/dev/null 2>&1; then
         npm ci --prefix "$here/tests/sqlcheck" --no-audit --no-fund
 fi
 
-# The pinned OpenAPI linter (tests/integration/test_openapi_lint.sh), where npm is installed.
-if command -v npm >/dev/null 2>&1; then
-    here=$(cd "$(dirname "$0")/.." && pwd)
-    [ -x "$here/openapi/node_modules/.bin/redocly" ] ||
-        npm ci --prefix "$here/openapi" --no-audit --no-fund
-fi
-
 # s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -f "$here/node_modules/s3rver/package.json" ] ||
@@ -43,4 +36,10 @@ fi
 # moto_server (moto 5.2.1 with its server extras) for the AWS peer tests, when missing.
 if ! command -v moto_server >/dev/null 2>&1; then
     python3 -m pip install "moto[server]==5.2.1" || echo "deps.sh: could not install moto; AWS peer tests will skip" >&2
+fi
+
+# The pinned OpenAPI linter (tests/integration/test_openapi_lint.sh), from openapi/package.json
+# + openapi/package-lock.json into openapi/node_modules.
+if command -v npm >/dev/null 2>&1 && [ ! -x "$here/../openapi/node_modules/.bin/redocly" ]; then
+    npm ci --prefix "$here/../openapi" --no-audit --no-fund
 fi
