@@ -27,7 +27,7 @@
 #include "server/error.h"
 #include "server/sys.h"
 
-#define WAREHOUSE_CACHE_KIB  32768 /* write connection page cache */
+#define WAREHOUSE_CACHE_KIB  16384 /* write connection page cache */
 #define WAREHOUSE_READER_KIB 16384 /* read connection page cache */
 #define WAREHOUSE_BUSY_MS    30000
 
@@ -195,6 +195,15 @@ static int query_i64(sqlite3 *db, const char *sql, int n, const int64_t *args, i
     return rc;
 }
 
+/* Steps a statement once and resets it. Returns an SQLite code (OK for DONE/ROW). */
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
@@ -324,37 +333,251 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
 
 /* ---- the per-state summaries ---- */
 
+/* The summary cells of one apply_delta() pass: (state, date) -> counts, in an open-addressing
+ * table of compact cells (24 bytes); state strings are interned once per table. */
+struct cell {
+    int32_t st;   /* 0: empty slot, 1: the NULL state, k + 2: states[k] */
+    int32_t date; /* max_until or valid_until */
+    int64_t n, emp;
+};
+
+struct cells {
+    struct cell *v;
+    size_t cap, len;
+    char **states; /* interned state strings (owned) */
+    size_t n_states;
+    int32_t *sidx; /* open-addressing table of states indices + 1 (0: empty) */
+    size_t scap;
+};
+
+#define CELLS_FLUSH 131072 /* cells (and states) held before they are upserted: bounds memory */
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+static int32_t *sidx_slot(int32_t *sidx, size_t scap, char *const *states, const char *s)
+{
+    size_t i = (size_t)str_hash(s) & (scap - 1);
+
+    while (sidx[i] && strcmp(states[sidx[i] - 1], s) != 0)
+        i = (i + 1) & (scap - 1);
+    return &sidx[i];
+}
+
+/* The cell code of a state (1 for NULL), interning it. Returns 0 on ENOMEM. */
+static int32_t cells_state(struct cells *t, const char *state)
+{
+    int32_t *slot;
+    char *copy;
+
+    if (!state)
+        return 1;
+    if ((t->n_states + 1) * 2 > t->scap) {
+        size_t nc = t->scap ? t->scap * 2 : 64;
+        int32_t *ns = calloc(nc, sizeof *ns);
+        char **nstates = realloc(t->states, (nc / 2) * sizeof *nstates);
+
+        if (!ns || !nstates) {
+            free(ns);
+            if (nstates)
+                t->states = nstates;
+            return 0;
+        }
+        t->states = nstates;
+        for (size_t k = 0; k < t->n_states; k++)
+            *sidx_slot(ns, nc, t->states, t->states[k]) = (int32_t)k + 1;
+        free(t->sidx);
+        t->sidx = ns;
+        t->scap = nc;
+    }
+    slot = sidx_slot(t->sidx, t->scap, t->states, state);
+    if (*slot)
+        return *slot + 1;
+    copy = strdup(state);
+    if (!copy)
+        return 0;
+    t->states[t->n_states++] = copy;
+    *slot = (int32_t)t->n_states;
+    return *slot + 1;
+}
+
+static struct cell *cells_slot(struct cell *v, size_t cap, int32_t st, int32_t date)
+{
+    uint64_t h = ((uint64_t)(uint32_t)st << 32 | (uint32_t)date) * 0x9e3779b97f4a7c15ULL;
+    size_t i = (size_t)(h >> 20) & (cap - 1);
+
+    while (v[i].st && (v[i].st != st || v[i].date != date))
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+/* Adds (dn, demp) to the cell of (state, date). Returns HC_OK or HC_ENOMEM. */
+static int cells_add(struct cells *t, const char *state, int64_t date, int64_t dn, int64_t demp)
+{
+    int32_t st = cells_state(t, state);
+    struct cell *c;
+
+    if (!st)
+        return HC_ENOMEM;
+    if ((t->len + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 1024;
+        struct cell *nv = calloc(nc, sizeof *nv);
+
+        if (!nv)
+            return HC_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->v[i].st)
+                *cells_slot(nv, nc, t->v[i].st, t->v[i].date) = t->v[i];
+        free(t->v);
+        t->v = nv;
+        t->cap = nc;
+    }
+    c = cells_slot(t->v, t->cap, st, (int32_t)date);
+    if (!c->st) {
+        c->st = st;
+        c->date = (int32_t)date;
+        t->len++;
+    }
+    c->n += dn;
+    c->emp += demp;
+    return HC_OK;
+}
+
+static void cells_free(struct cells *t)
+{
+    for (size_t k = 0; k < t->n_states; k++)
+        free(t->states[k]);
+    free(t->states);
+    free(t->sidx);
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp). */
+static int cells_flush(sqlite3 *db, const struct cells *t, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int has_emp = rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5;
+
+    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
+        const struct cell *c = &t->v[i];
+
+        if (!c->st || (c->n == 0 && c->emp == 0))
+            continue;
+        sqlite3_bind_int(st, 1, c->st == 1);
+        sqlite3_bind_text(st, 2, c->st == 1 ? "" : t->states[c->st - 2], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->date);
+        sqlite3_bind_int64(st, 4, c->n);
+        if (has_emp)
+            sqlite3_bind_int64(st, 5, c->emp);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const char sql_valid_upsert[] =
+    "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
+    " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(null_state, state, max_until)"
+    " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp";
+static const char sql_acc_upsert[] =
+    "INSERT INTO state_acc(null_state, state, valid_until, n)"
+    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(null_state, state, valid_until)"
+    " DO UPDATE SET n = n + excluded.n";
+
+/* cells_add(), then upserts and empties the table once it holds CELLS_FLUSH cells (sums
+ * commute, so flushing in parts gives the same result). Returns an hc_err. */
+static int cells_add_flush(sqlite3 *db, struct cells *t, const char *sql, const char *state,
+                           int64_t date, int64_t dn, int64_t demp)
+{
+    int err = cells_add(t, state, date, dn, demp);
+
+    if (!err && (t->len >= CELLS_FLUSH || t->n_states >= CELLS_FLUSH)) {
+        int rc = cells_flush(db, t, sql);
+
+        cells_free(t);
+        if (rc != SQLITE_OK)
+            err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    }
+    return err;
+}
+
 /* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
  * per-state summaries, then empties temp.delta. A row is added when it becomes current and
  * subtracted when it stops being current, while its data is still there. state_valid counts
  * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
- * (state, valid_until). Inside a transaction. */
+ * (state, valid_until). The rows are walked once in facility order and aggregated in memory
+ * (a few thousand cells: states x dates), then upserted; grouping in SQL instead sorted every
+ * accreditation and cost more than the load itself. Inside a transaction. */
 static int apply_delta(sqlite3 *db, int64_t sign)
 {
-    int64_t a[1] = {sign};
-    int rc = exec_i64(db,
-                      "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, ?1 * count(*),"
-                      " ?1 * sum(coalesce(f.employee_count, 0))"
-                      " FROM (SELECT a.fac AS fac, max(a.valid_until) AS mx FROM temp.delta AS d"
-                      " JOIN accreditations AS a ON a.fac = d.fac GROUP BY a.fac) AS m"
-                      " JOIN facilities AS f ON f.id = m.fac WHERE m.mx IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, max_until)"
-                      " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp",
-                      1, a);
+    struct cells valid = {0}, accs = {0};
+    sqlite3_stmt *st = NULL;
+    char *state = NULL;
+    int64_t fac = -1, emp = 0, max_vu = 0;
+    int have_max = 0, rc, err = HC_OK;
 
-    if (rc == SQLITE_OK)
-        rc = exec_i64(db,
-                      "INSERT INTO state_acc(null_state, state, valid_until, n)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until,"
-                      " ?1 * count(*)"
-                      " FROM temp.delta AS d JOIN accreditations AS a ON a.fac = d.fac"
-                      " JOIN facilities AS f ON f.id = d.fac WHERE a.valid_until IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, valid_until)"
-                      " DO UPDATE SET n = n + excluded.n",
-                      1, a);
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT d.fac, f.state, f.employee_count, a.valid_until"
+                            " FROM temp.delta AS d JOIN facilities AS f ON f.id = d.fac"
+                            " JOIN accreditations AS a ON a.fac = d.fac"
+                            " WHERE a.valid_until IS NOT NULL ORDER BY d.fac",
+                            -1, &st, NULL);
+    for (;;) {
+        int64_t id, vu;
+
+        if (rc != SQLITE_OK || err)
+            break;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            break;
+        }
+        rc = SQLITE_OK;
+        id = sqlite3_column_int64(st, 0);
+        vu = sqlite3_column_int64(st, 3);
+        if (id != fac) {
+            if (have_max)
+                err =
+                    cells_add_flush(db, &valid, sql_valid_upsert, state, max_vu, sign, sign * emp);
+            free(state);
+            state = NULL;
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+                state = strdup((const char *)sqlite3_column_text(st, 1));
+                if (!state)
+                    err = HC_ENOMEM;
+            }
+            fac = id;
+            emp = sqlite3_column_int64(st, 2); /* 0 for NULL */
+            have_max = 0;
+        }
+        if (!have_max || vu > max_vu)
+            max_vu = vu;
+        have_max = 1;
+        if (!err)
+            err = cells_add_flush(db, &accs, sql_acc_upsert, state, vu, sign, 0);
+    }
+    if (rc == SQLITE_OK && !err && have_max)
+        err = cells_add(&valid, state, max_vu, sign, sign * emp);
+    sqlite3_finalize(st);
+    free(state);
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &valid, sql_valid_upsert);
+    if (rc == SQLITE_OK && !err)
+        rc = cells_flush(db, &accs, sql_acc_upsert);
+    cells_free(&valid);
+    cells_free(&accs);
+    if (err == HC_ENOMEM)
+        return SQLITE_NOMEM;
+    if (err)
+        return SQLITE_ERROR;
     if (rc == SQLITE_OK && sign < 0)
         rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
     if (rc == SQLITE_OK && sign < 0)
@@ -612,14 +835,6 @@ out:
         pthread_mutex_unlock(&w->lock);
     }
     return err;
-}
-
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
 }
 
 static int load_fail(struct warehouse_load *ld, int rc)
