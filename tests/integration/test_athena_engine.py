@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ SLOW = 3 if os.environ.get("SANITIZER") else 1
 PROBLEM = "https://hcpipe.dev/problems/"
 AS_OF = "2026-05-01"
 SOURCE_URI = "s3://hc-data/facilities/"
+TMP = tempfile.mkdtemp(prefix="hcpipe-athena-tests-")  # every data dir; removed at the end
 
 try:
     from fake_athena import FakeAthena
@@ -215,7 +217,7 @@ class Fresh:
     """A fresh data dir and server on the shared fake."""
 
     def __init__(self, env=None, data_dir=None):
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="hcpipe-athena-")
+        self.data_dir = data_dir or tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
         self.env = env
 
     def __enter__(self):
@@ -315,7 +317,7 @@ def test_accredited_by_state_types_and_nulls():
 
 def test_ddl_once_per_configuration():
     FA.plan(columns=COLUMNS["accredited_by_state"], rows=[])
-    data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-")
+    data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
     with Fresh(data_dir=data_dir) as srv:
         for _ in range(3):
             srv.wait_job(srv.submit(query="accredited_by_state")["id"])
@@ -448,7 +450,7 @@ def test_user_cancel_stops_the_query():
 def test_kill9_between_start_and_completion_reattaches():
     FA.plan(columns=COLUMNS["accredited_by_state"], rows=[["TX", "4", "40", "5"]])
     FA.plan_for("valid_accreditations", states=["RUNNING"] * 30 + ["SUCCEEDED"])
-    data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-")
+    data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
     srv = Server(data_dir, fake_env(FA))
     job = srv.submit(query="accredited_by_state")
     deadline = time.time() + 20 * SLOW
@@ -476,7 +478,7 @@ def test_kill9_before_the_start_answered_resends_the_token():
     """A crash after Athena started the query but before its answer arrived: the restarted
     service re-sends the same ClientRequestToken and so gets the same execution."""
     FA.plan(columns=COLUMNS["accredited_by_state"], rows=[["TX", "2", "20", "2"]])
-    data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-")
+    data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
     srv = Server(data_dir, fake_env(FA))
     srv.wait_job(srv.submit(query="accredited_by_state")["id"])  # the DDL is done
     FA.delay("StartQueryExecution", 5)
@@ -556,7 +558,7 @@ def test_object_scope_filters_on_path():
 
 
 def test_bad_settings_stop_the_service():
-    d = tempfile.mkdtemp(prefix="hcpipe-athena-")
+    d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
     for env, name in (({"HCPIPE_SOURCE_URI": "s3://hc-data/x'/"}, "HCPIPE_SOURCE_URI"),
                       ({"HCPIPE_ATHENA_DATABASE": "a\"b"}, "HCPIPE_ATHENA_DATABASE"),
                       ({"HCPIPE_ATHENA_TABLE": "T"}, "HCPIPE_ATHENA_TABLE"),
@@ -617,7 +619,7 @@ def test_moto_flow_with_iam_auth():
         # moto hands a queued result to each started execution in turn, the DDL included.
         empty = {"rows": [], "column_info": []}
         peer.queue_athena_results([empty, empty] + [moto_result(q, want[q]) for q in order])
-        data_dir = tempfile.mkdtemp(prefix="hcpipe-athena-moto-")
+        data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-moto-")
         env = {"AWS_ENDPOINT_URL": peer.endpoint, "AWS_ACCESS_KEY_ID": peer.access_key,
                "AWS_SECRET_ACCESS_KEY": peer.secret_key, "AWS_REGION": peer.region}
         srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1",
@@ -653,7 +655,7 @@ def test_moto_flow_with_iam_auth():
             assert srv.stop() == 0, srv.read_log()
         # A wrong secret is refused by moto's IAM layer: the job fails as an engine error.
         env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
-        srv = Server(tempfile.mkdtemp(prefix="hcpipe-athena-moto-"), env,
+        srv = Server(tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-moto-"), env,
                      {"HCPIPE_MAX_ATTEMPTS": "1"})
         try:
             job = srv.submit(query="facility_metrics")
@@ -691,6 +693,7 @@ def main():
             sys.stdout.flush()
     finally:
         FA.stop()
+        shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -19,7 +19,10 @@ import traceback
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_athena_engine as athena_tests  # noqa: E402
 from test_athena_engine import Server  # noqa: E402  (the generic serve driver)
+
+TMP = tempfile.mkdtemp(prefix="hcpipe-s3src-tests-")  # every data dir; removed at the end
 
 AS_OF = "2026-05-01"
 QUERIES = ("facility_metrics", "accredited_by_state", "expiring_accreditations")
@@ -77,7 +80,7 @@ def run_queries(srv, **extra):
 
 def folder_reference(objects):
     """Results of the folder source on the same objects (loaded in key order, as S3 lists)."""
-    d = tempfile.mkdtemp(prefix="hcpipe-s3src-folder-")
+    d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-s3src-folder-")
     for key, data in objects.items():
         path = os.path.join(d, "buckets", "hc-data", key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -106,7 +109,7 @@ def check_peer(name, s3, env, source_uri="s3://hc-data/facilities/", outside=Tru
         s3.create_bucket(Bucket=b)
     for key, data in list(OBJECTS.items()) + (list(OUTSIDE.items()) if outside else []):
         s3.put_object(Bucket="hc-data", Key=key, Body=data)
-    d = tempfile.mkdtemp(prefix="hcpipe-s3src-%s-" % name)
+    d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-s3src-%s-" % name)
     srv = Server(d, env, dict(LOCAL, HCPIPE_SOURCE="s3",
                               HCPIPE_SOURCE_URI=source_uri,
                               HCPIPE_OUTPUT_URI="s3://hc-out/results/"))
@@ -186,7 +189,7 @@ def test_s3rver():
 
 def test_bad_source_settings_stop_the_service():
     import subprocess
-    d = tempfile.mkdtemp(prefix="hcpipe-s3src-")
+    d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-s3src-")
     for env, name in (({"HCPIPE_SOURCE": "ftp"}, "HCPIPE_SOURCE"),
                       ({"HCPIPE_SOURCE": "s3", "HCPIPE_SOURCE_URI": "s3://x/"},
                        "HCPIPE_SOURCE_URI"),
@@ -216,6 +219,8 @@ def main():
             print("FAIL %s" % t.__name__)
             traceback.print_exc()
         sys.stdout.flush()
+    shutil.rmtree(TMP, ignore_errors=True)
+    shutil.rmtree(athena_tests.TMP, ignore_errors=True)  # made when the module was imported
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
