@@ -383,3 +383,152 @@ int athena_sql_convert(const char *text, enum col_type want, struct value *out)
     }
     return HC_EENGINE;
 }
+
+/* ---- the result CSV ------------------------------------------------------------------------ */
+
+#define CSV_RECORD_MAX (64u << 20) /* one record's bytes */
+
+enum csv_state { CSV_START, CSV_UNQUOTED, CSV_QUOTED, CSV_QUOTE_END };
+
+struct athena_csv {
+    size_t ncols;
+    athena_csv_row_cb on_row;
+    void *ctx;
+    enum csv_state state;
+    struct buf rec; /* the record's cells, each NUL-terminated */
+    size_t *off;    /* start of each cell in rec */
+    int *is_null;   /* 1: the cell was empty and unquoted */
+    char **cells;   /* pointers handed to on_row */
+    size_t ncell;   /* cells ended in this record */
+    int err;        /* sticky error */
+};
+
+struct athena_csv *athena_csv_new(size_t ncols, athena_csv_row_cb on_row, void *ctx)
+{
+    struct athena_csv *c = calloc(1, sizeof *c);
+
+    if (!c)
+        return NULL;
+    c->ncols = ncols;
+    c->on_row = on_row;
+    c->ctx = ctx;
+    buf_init(&c->rec, CSV_RECORD_MAX);
+    c->off = calloc(ncols ? ncols : 1, sizeof *c->off);
+    c->is_null = calloc(ncols ? ncols : 1, sizeof *c->is_null);
+    c->cells = calloc(ncols ? ncols : 1, sizeof *c->cells);
+    if (!c->off || !c->is_null || !c->cells) {
+        athena_csv_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void athena_csv_free(struct athena_csv *c)
+{
+    if (!c)
+        return;
+    buf_free(&c->rec);
+    free(c->off);
+    free(c->is_null);
+    free(c->cells);
+    free(c);
+}
+
+static int csv_end_field(struct athena_csv *c, int is_null)
+{
+    if (c->ncell >= c->ncols)
+        return HC_EENGINE; /* too many fields */
+    if (buf_putc(&c->rec, '\0'))
+        return HC_ENOMEM;
+    c->is_null[c->ncell++] = is_null;
+    if (c->ncell < c->ncols)
+        c->off[c->ncell] = c->rec.len;
+    c->state = CSV_START;
+    return HC_OK;
+}
+
+static int csv_end_record(struct athena_csv *c)
+{
+    int err;
+
+    if (c->ncell != c->ncols)
+        return HC_EENGINE; /* too few fields */
+    for (size_t i = 0; i < c->ncols; i++)
+        c->cells[i] = c->is_null[i] ? NULL : c->rec.data + c->off[i];
+    err = c->on_row(c->ctx, c->cells, c->ncols);
+    buf_reset(&c->rec);
+    c->ncell = 0;
+    c->off[0] = 0;
+    return err;
+}
+
+/* A newline outside quotes: the last field ends, then the record. */
+static int csv_end_line(struct athena_csv *c, int is_null)
+{
+    int err = csv_end_field(c, is_null);
+
+    return err ? err : csv_end_record(c);
+}
+
+int athena_csv_feed(struct athena_csv *c, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !c->err; i++) {
+        char ch = data[i];
+
+        switch (c->state) {
+        case CSV_START:
+            if (ch == '"')
+                c->state = CSV_QUOTED;
+            else if (ch == ',')
+                c->err = csv_end_field(c, 1);
+            else if (ch == '\n' && c->ncell > 0)
+                c->err = csv_end_line(c, 1);
+            else if (ch == '\n' || ch == '\r')
+                ; /* a blank line, or the CR of CRLF */
+            else if (buf_putc(&c->rec, ch))
+                c->err = HC_ENOMEM;
+            else
+                c->state = CSV_UNQUOTED;
+            break;
+        case CSV_UNQUOTED:
+            if (ch == ',')
+                c->err = csv_end_field(c, 0);
+            else if (ch == '\n')
+                c->err = csv_end_line(c, 0);
+            else if (ch != '\r' && buf_putc(&c->rec, ch))
+                c->err = HC_ENOMEM;
+            break;
+        case CSV_QUOTED:
+            if (ch == '"')
+                c->state = CSV_QUOTE_END;
+            else if (buf_putc(&c->rec, ch))
+                c->err = HC_ENOMEM;
+            break;
+        case CSV_QUOTE_END:
+            if (ch == '"') {
+                c->state = CSV_QUOTED;
+                if (buf_putc(&c->rec, '"'))
+                    c->err = HC_ENOMEM;
+            } else if (ch == ',') {
+                c->err = csv_end_field(c, 0);
+            } else if (ch == '\n') {
+                c->err = csv_end_line(c, 0);
+            } else if (ch != '\r') {
+                c->err = HC_EENGINE; /* text after a closing quote */
+            }
+            break;
+        }
+    }
+    return c->err;
+}
+
+int athena_csv_finish(struct athena_csv *c)
+{
+    if (c->err)
+        return c->err;
+    if (c->state == CSV_QUOTED)
+        return c->err = HC_EENGINE; /* an open quote */
+    if (c->state != CSV_START || c->ncell > 0)
+        return athena_csv_feed(c, "\n", 1);
+    return HC_OK;
+}

@@ -62,4 +62,26 @@ int athena_sql_type_compatible(const char *athena_type, enum col_type want);
  * `text`. Returns HC_OK, or HC_EENGINE when the text is not a value of that type. */
 int athena_sql_convert(const char *text, enum col_type want, struct value *out);
 
+/* ---- Athena's result CSV (the object at the query's OutputLocation) ------------------------
+ * A header row, then one record per row: every non-NULL value in double quotes with embedded
+ * quotes doubled (values may hold commas and newlines), NULL as an empty unquoted field. */
+
+struct athena_csv;
+
+/* Called for each record with its ncols cells (NULL = SQL NULL; borrowed for the call). Returns
+ * HC_OK or an hc_err, which stops the parse and is returned by feed/finish. */
+typedef int (*athena_csv_row_cb)(void *ctx, char *const *cells, size_t ncols);
+
+/* A parser of records of exactly ncols fields. Returns NULL on ENOMEM. */
+struct athena_csv *athena_csv_new(size_t ncols, athena_csv_row_cb on_row, void *ctx);
+
+/* Parses the next bytes (any chunking). Returns HC_OK, HC_EENGINE for a malformed record (a
+ * wrong field count, text after a closing quote), HC_ENOMEM, or the callback's error. */
+int athena_csv_feed(struct athena_csv *c, const char *data, size_t len);
+
+/* Ends the input (a last record without newline counts; an open quote is malformed). */
+int athena_csv_finish(struct athena_csv *c);
+
+void athena_csv_free(struct athena_csv *c);
+
 #endif

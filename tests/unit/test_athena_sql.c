@@ -296,6 +296,84 @@ static void athena_sql_convert_types_cells(void **state)
     assert_int_equal(athena_sql_convert("TRUE", COL_BOOLEAN, &v), HC_EENGINE);
 }
 
+/* Collects CSV records as "cell|cell|..." lines, NULL written as \N. */
+struct csv_out {
+    char text[1024];
+    size_t len;
+    int rows;
+};
+
+static int csv_collect(void *ctx, char *const *cells, size_t n)
+{
+    struct csv_out *o = ctx;
+
+    for (size_t i = 0; i < n; i++)
+        o->len += (size_t)snprintf(o->text + o->len, sizeof o->text - o->len, "%s%s", i ? "|" : "",
+                                   cells[i] ? cells[i] : "\\N");
+    o->len += (size_t)snprintf(o->text + o->len, sizeof o->text - o->len, ";");
+    o->rows++;
+    return o->rows == 99 ? HC_ECANCELLED : HC_OK;
+}
+
+static int csv_parse(const char *input, size_t ncols, size_t chunk, struct csv_out *o)
+{
+    struct athena_csv *c = athena_csv_new(ncols, csv_collect, o);
+    size_t n = strlen(input);
+    int err = HC_OK;
+
+    assert_non_null(c);
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < n && !err; i += chunk)
+        err = athena_csv_feed(c, input + i, n - i < chunk ? n - i : chunk);
+    if (!err)
+        err = athena_csv_finish(c);
+    athena_csv_free(c);
+    return err;
+}
+
+static void athena_sql_csv_reads_athena_output(void **state)
+{
+    static const char input[] = "\"state\",\"facility_count\",\"name\"\n"
+                                "\"TX\",\"2\",\"he said \"\"hi\"\", then\nleft\"\n"
+                                ",\"1\",\"\"\r\n"
+                                "\"a,b\",,\"x\"";
+    static const char want[] = "state|facility_count|name;TX|2|he said \"hi\", then\nleft;"
+                               "\\N|1|;a,b|\\N|x;";
+    struct csv_out o;
+
+    (void)state;
+    for (size_t chunk = 1; chunk <= sizeof input; chunk += 3) {
+        assert_int_equal(csv_parse(input, 3, chunk, &o), HC_OK);
+        assert_string_equal(o.text, want);
+        assert_int_equal(o.rows, 4);
+    }
+    assert_int_equal(csv_parse("\"a\"\n\n\"b\"\n", 1, 4, &o), HC_OK); /* blank line */
+    assert_int_equal(o.rows, 2);
+}
+
+static void athena_sql_csv_rejects_malformed(void **state)
+{
+    struct csv_out o;
+
+    (void)state;
+    assert_int_equal(csv_parse("\"a\"b,\"c\"\n", 2, 5, &o), HC_EENGINE);      /* after quote */
+    assert_int_equal(csv_parse("\"a\"\n", 2, 5, &o), HC_EENGINE);             /* too few */
+    assert_int_equal(csv_parse("\"a\",\"b\",\"c\"\n", 2, 5, &o), HC_EENGINE); /* too many */
+    assert_int_equal(csv_parse("\"a\",\"b", 2, 5, &o), HC_EENGINE);           /* open quote */
+    assert_int_equal(o.rows, 0);
+    assert_int_equal(csv_parse("\"a\"\n\"b\"\n", 1, 1, &o), HC_OK);
+    /* The callback's error stops the parse and is returned. */
+    {
+        char many[99 * 4 + 1];
+
+        for (int i = 0; i < 99; i++)
+            memcpy(many + 4 * i, "\"x\"\n", 4);
+        many[99 * 4] = '\0';
+        assert_int_equal(csv_parse(many, 1, 7, &o), HC_ECANCELLED);
+        assert_int_equal(o.rows, 99);
+    }
+}
+
 /* Writes the rendered texts for the syntax check (only with HCPIPE_SQL_DUMP set). */
 static void athena_sql_dump(void **state)
 {
@@ -335,6 +413,8 @@ int main(void)
         cmocka_unit_test(athena_sql_render_rejects_hostile_values),
         cmocka_unit_test(athena_sql_types_are_matched),
         cmocka_unit_test(athena_sql_convert_types_cells),
+        cmocka_unit_test(athena_sql_csv_reads_athena_output),
+        cmocka_unit_test(athena_sql_csv_rejects_malformed),
         cmocka_unit_test(athena_sql_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
