@@ -15,7 +15,10 @@
  *                (a restart), start() re-attaches to it and starts nothing.
  *   poll()       never calls AWS: it reads the state the poller last saw for the handle.
  *   fetch_page() one GetQueryResults page (MaxResults 1000; the token is Athena's NextToken),
- *                converted by column type into the catalog's typed columns.
+ *                converted by column type into the catalog's typed columns; or, with
+ *                HCPIPE_ATHENA_RESULTS=csv (auto: from 1 MiB on), the whole result in one call
+ *                from the CSV object at the query's OutputLocation, streamed through the S3
+ *                client into athena_csv (types from a one-row GetQueryResults page).
  *   cancel()     StopQueryExecution (unless the query already ended), then waits until the
  *                poller sees it CANCELLED (or ended otherwise), at most STOP_WAIT_MS.
  *
@@ -60,6 +63,7 @@
 #include "aws/athena.h"
 #include "aws/credentials.h"
 #include "aws/http.h"
+#include "aws/s3.h"
 #include "server/athena_sql.h"
 #include "server/catalog.h"
 #include "server/error.h"
@@ -69,6 +73,7 @@
 #define STOP_WAIT_MS     60000 /* cancel() waits this long for CANCELLED */
 #define DDL_WAIT_SLICE   100   /* DDL waits check the job's cancel flag this often */
 #define RESULT_PAGE_ROWS 1000
+#define CSV_MIN_BYTES    (1 << 20) /* auto: results from this size on are read as CSV */
 
 /* A query the poller watches. */
 struct tracked {
@@ -127,6 +132,9 @@ const char *engine_athena_usage(void)
            "  HCPIPE_ATHENA_PRICE_PER_TB    USD per TiB scanned, for the cost estimate (5)\n"
            "  HCPIPE_ATHENA_REQUEUE_DELAY_MS delay before a job refused for capacity runs\n"
            "                                again, without spending an attempt (60000)\n"
+           "  HCPIPE_ATHENA_RESULTS         pages | csv | auto: read results with GetQueryResults\n"
+           "                                pages, or stream the CSV Athena wrote to S3 (auto:\n"
+           "                                the CSV from 1 MiB on) (pages)\n"
            "  AWS_REGION, AWS_ENDPOINT_URL_ATHENA, AWS_ACCESS_KEY_ID, ... as the AWS SDKs.\n";
 }
 
@@ -279,6 +287,21 @@ int engine_athena_settings_load(struct athena_settings *s, char *err, size_t err
                  "HCPIPE_ATHENA_POLL_INITIAL_MS %lld",
                  (long long)s->poll_max_ms, (long long)s->poll_initial_ms);
         return -1;
+    }
+    v = getenv("HCPIPE_ATHENA_RESULTS");
+    s->results = ATHENA_RESULTS_PAGES;
+    if (v && *v) {
+        if (strcmp(v, "csv") == 0) {
+            s->results = ATHENA_RESULTS_CSV;
+        } else if (strcmp(v, "auto") == 0) {
+            s->results = ATHENA_RESULTS_AUTO;
+        } else if (strcmp(v, "pages") != 0) {
+            snprintf(err, errlen,
+                     "invalid HCPIPE_ATHENA_RESULTS \"%.64s\": expected pages, csv "
+                     "or auto",
+                     v);
+            return -1;
+        }
     }
     s->price_per_tb = 5.0;
     v = getenv("HCPIPE_ATHENA_PRICE_PER_TB");
@@ -1037,6 +1060,199 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
     return err;
 }
 
+/* Checks that a result's columns are the catalog query's, in order, with compatible types. */
+static int check_columns(const struct catalog_query *q, const struct athena_result_page *page,
+                         json_t **problem_out)
+{
+    char detail[512];
+
+    if (page->n_columns != q->ncols) {
+        snprintf(detail, sizeof detail, "Athena returned %zu columns; %s has %zu", page->n_columns,
+                 q->name, q->ncols);
+        set_problem(problem_out, HC_EENGINE, detail);
+        return HC_EENGINE;
+    }
+    for (size_t c = 0; c < q->ncols; c++) {
+        if (strcmp(page->columns[c].name, q->columns[c].name) != 0 ||
+            !athena_sql_type_compatible(page->columns[c].type, q->columns[c].type)) {
+            snprintf(detail, sizeof detail, "Athena column %zu is %s %s; the catalog expects %s %s",
+                     c + 1, page->columns[c].name, page->columns[c].type, q->columns[c].name,
+                     col_type_name(q->columns[c].type));
+            set_problem(problem_out, HC_EENGINE, detail);
+            return HC_EENGINE;
+        }
+    }
+    return HC_OK;
+}
+
+/* Converts one row of result strings (NULL = SQL NULL) and sends it to the sink. */
+static int emit_row(const struct catalog_query *q, struct result_sink *sink, struct value *vals,
+                    char *const *cells, size_t n, json_t **problem_out)
+{
+    char detail[512];
+    int err;
+
+    if (n != q->ncols) {
+        set_problem(problem_out, HC_EENGINE, "an Athena result row has the wrong number of cells");
+        return HC_EENGINE;
+    }
+    for (size_t c = 0; c < q->ncols; c++) {
+        err = athena_sql_convert(cells[c], q->columns[c].type, &vals[c]);
+        if (err) {
+            snprintf(detail, sizeof detail, "column %s: \"%.64s\" is not a %s", q->columns[c].name,
+                     cells[c], col_type_name(q->columns[c].type));
+            set_problem(problem_out, err, detail);
+            return err;
+        }
+    }
+    return sink->row(sink->ctx, vals);
+}
+
+/* The query's result is fetched: it is no longer watched, and its job never starts again. */
+static void results_done(struct engine_athena *ea, const struct engine_job *job, const char *handle)
+{
+    char path[4200];
+
+    pthread_mutex_lock(&ea->lock);
+    untrack_locked(ea, handle);
+    pthread_mutex_unlock(&ea->lock);
+    if (ledger_path(ea, job->job_id, path, sizeof path) == 0)
+        unlink(path);
+}
+
+/* ---- results from the CSV object (HCPIPE_ATHENA_RESULTS=csv|auto) ---- */
+
+struct csv_fetch {
+    const struct catalog_query *q;
+    struct result_sink *sink;
+    struct value *vals;
+    struct athena_csv *csv;
+    int records; /* records seen, the header included */
+    int err;     /* the parser's or the sink's error */
+    json_t **problem_out;
+};
+
+static int csv_row(void *ctx, char *const *cells, size_t n)
+{
+    struct csv_fetch *cf = ctx;
+    int header = cf->records++ == 0;
+
+    if (header) { /* the header row names the columns */
+        for (size_t c = 0; c < n && c < cf->q->ncols; c++)
+            if (!cells[c] || strcmp(cells[c], cf->q->columns[c].name) != 0)
+                header = 0;
+        if (header)
+            return HC_OK;
+    }
+    return emit_row(cf->q, cf->sink, cf->vals, cells, n, cf->problem_out);
+}
+
+static int csv_data(void *ctx, const void *data, size_t len)
+{
+    struct csv_fetch *cf = ctx;
+
+    cf->err = athena_csv_feed(cf->csv, data, len);
+    return cf->err ? 1 : 0;
+}
+
+/* Splits "s3://bucket/key" into new strings. */
+static int split_s3(const char *uri, char **bucket, char **key)
+{
+    const char *slash;
+
+    *bucket = *key = NULL;
+    if (!uri || strncmp(uri, "s3://", 5) != 0 || !(slash = strchr(uri + 5, '/')) || !slash[1])
+        return -1;
+    *bucket = strndup(uri + 5, (size_t)(slash - uri - 5));
+    *key = strdup(slash + 1);
+    if (!*bucket || !*key) {
+        free(*bucket);
+        free(*key);
+        *bucket = *key = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Streams the whole result from the CSV object Athena wrote (one "page"). Returns 1 through
+ * *used_out when it did (err then tells how), 0 when the pages should be used instead (no S3
+ * location, or with auto: small or unreadable). */
+static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
+                     const struct catalog_query *q, const char *handle, struct result_sink *sink,
+                     int *used_out, json_t **problem_out)
+{
+    struct csv_fetch cf = {.q = q, .sink = sink, .problem_out = problem_out};
+    struct athena_result_page page = {0};
+    struct athena_error aerr;
+    struct s3_object_info oi;
+    struct s3_error se;
+    struct tracked *t;
+    char *loc = NULL, *bucket = NULL, *key = NULL, detail[768];
+    int err = HC_OK;
+
+    *used_out = 0;
+    pthread_mutex_lock(&ea->lock);
+    t = find_locked(ea, handle);
+    if (t && t->seen && t->qe.output_location)
+        loc = strdup(t->qe.output_location);
+    pthread_mutex_unlock(&ea->lock);
+    if (split_s3(loc, &bucket, &key) != 0)
+        goto out; /* e.g. managed query results, or re-attached without a status: pages */
+    if (ea->set.results == ATHENA_RESULTS_AUTO &&
+        (s3_head_object(ea->client, bucket, key, &oi, &se) != 0 || oi.size < CSV_MIN_BYTES))
+        goto out;
+    *used_out = 1;
+    /* The column types come from a one-row page; the values from the object. */
+    if (athena_get_results(ea->client, handle, NULL, 1, &page, &aerr) != 0) {
+        err = classify_call(&aerr);
+        if (err == HC_EENGINEBUSY)
+            err = HC_EENGINETRANSIENT;
+        call_problem(problem_out, err, "GetQueryResults", &aerr);
+        goto out;
+    }
+    err = check_columns(q, &page, problem_out);
+    if (!err)
+        err = sink->columns(sink->ctx, q->columns, q->ncols);
+    if (err)
+        goto out;
+    cf.vals = calloc(q->ncols, sizeof *cf.vals);
+    cf.csv = athena_csv_new(q->ncols, csv_row, &cf);
+    if (!cf.vals || !cf.csv) {
+        err = HC_ENOMEM;
+        goto out;
+    }
+    if (s3_get_object(ea->client, bucket, key, NULL, csv_data, &cf, NULL, &se) != 0) {
+        if (cf.err) {
+            err = cf.err;
+        } else {
+            err = se.status == 0 || se.status >= 500 ? HC_EENGINETRANSIENT : HC_EENGINE;
+            snprintf(detail, sizeof detail, "reading the result %s: %s: %s", loc, se.code,
+                     se.message);
+            set_problem(problem_out, err, detail);
+        }
+    } else {
+        err = athena_csv_finish(cf.csv);
+    }
+    if (err == HC_EENGINE)
+        set_problem(problem_out, err, "the result CSV is malformed");
+    if (!err) {
+        char rows[32];
+
+        snprintf(rows, sizeof rows, "%d", cf.records);
+        log_info("athena: results read from the CSV object", "query_execution_id", handle,
+                 "location", loc, "records", rows, NULL);
+        results_done(ea, job, handle);
+    }
+out:
+    athena_csv_free(cf.csv);
+    free(cf.vals);
+    athena_result_page_clear(&page);
+    free(loc);
+    free(bucket);
+    free(key);
+    return err;
+}
+
 static int athena_fetch_page(struct engine *e, const struct engine_job *job, const char *handle,
                              const char *token, struct result_sink *sink, char **next_token_out,
                              json_t **problem_out)
@@ -1046,13 +1262,17 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
     struct athena_result_page page = {0};
     struct athena_error aerr;
     struct value *vals = NULL;
-    char detail[512];
-    int err = HC_OK;
+    int err = HC_OK, used = 0;
 
     *next_token_out = NULL;
     if (!q) {
         set_problem(problem_out, HC_EUNKNOWNQUERY, job->query);
         return HC_EUNKNOWNQUERY;
+    }
+    if (!token && ea->set.results != ATHENA_RESULTS_PAGES) {
+        err = fetch_csv(ea, job, q, handle, sink, &used, problem_out);
+        if (used || err)
+            return err;
     }
     if (athena_get_results(ea->client, handle, token, RESULT_PAGE_ROWS, &page, &aerr) != 0) {
         err = classify_call(&aerr);
@@ -1061,66 +1281,25 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
         call_problem(problem_out, err, "GetQueryResults", &aerr);
         goto out;
     }
-    if (page.n_columns != q->ncols) {
-        snprintf(detail, sizeof detail, "Athena returned %zu columns; %s has %zu", page.n_columns,
-                 q->name, q->ncols);
-        err = HC_EENGINE;
-        set_problem(problem_out, err, detail);
-        goto out;
-    }
-    for (size_t c = 0; c < q->ncols; c++) {
-        if (strcmp(page.columns[c].name, q->columns[c].name) != 0 ||
-            !athena_sql_type_compatible(page.columns[c].type, q->columns[c].type)) {
-            snprintf(detail, sizeof detail, "Athena column %zu is %s %s; the catalog expects %s %s",
-                     c + 1, page.columns[c].name, page.columns[c].type, q->columns[c].name,
-                     col_type_name(q->columns[c].type));
-            err = HC_EENGINE;
-            set_problem(problem_out, err, detail);
-            goto out;
-        }
-    }
-    if (!token) {
+    err = check_columns(q, &page, problem_out);
+    if (!err && !token)
         err = sink->columns(sink->ctx, q->columns, q->ncols);
-        if (err)
-            goto out;
-    }
+    if (err)
+        goto out;
     vals = calloc(q->ncols, sizeof *vals);
     if (!vals) {
         err = HC_ENOMEM;
         goto out;
     }
-    for (size_t r = 0; r < page.n_rows && !err; r++) {
-        if (page.rows[r].n_cells != q->ncols) {
-            err = HC_EENGINE;
-            set_problem(problem_out, err, "an Athena result row has the wrong number of cells");
-            break;
-        }
-        for (size_t c = 0; c < q->ncols && !err; c++) {
-            err = athena_sql_convert(page.rows[r].cells[c], q->columns[c].type, &vals[c]);
-            if (err) {
-                snprintf(detail, sizeof detail, "column %s: \"%.64s\" is not a %s",
-                         q->columns[c].name, page.rows[r].cells[c],
-                         col_type_name(q->columns[c].type));
-                set_problem(problem_out, err, detail);
-            }
-        }
-        if (!err)
-            err = sink->row(sink->ctx, vals);
-    }
+    for (size_t r = 0; r < page.n_rows && !err; r++)
+        err = emit_row(q, sink, vals, page.rows[r].cells, page.rows[r].n_cells, problem_out);
     if (!err && page.next_token) {
         *next_token_out = strdup(page.next_token);
         if (!*next_token_out)
             err = HC_ENOMEM;
     }
-    if (!err && !page.next_token) { /* the last page: the query is no longer watched */
-        char path[4200];
-
-        pthread_mutex_lock(&ea->lock);
-        untrack_locked(ea, handle);
-        pthread_mutex_unlock(&ea->lock);
-        if (ledger_path(ea, job->job_id, path, sizeof path) == 0)
-            unlink(path); /* the job succeeded; it is never started again */
-    }
+    if (!err && !page.next_token)
+        results_done(ea, job, handle);
 out:
     free(vals);
     athena_result_page_clear(&page);

@@ -17,6 +17,8 @@
  *   HCPIPE_ATHENA_POLL_MAX_MS      longest interval between checks of one query (10000)
  *   HCPIPE_ATHENA_PRICE_PER_TB     USD per TiB scanned for the cost estimate (5)
  *   HCPIPE_ATHENA_REQUEUE_DELAY_MS delay before a job refused for capacity runs again (60000)
+ *   HCPIPE_ATHENA_RESULTS          pages | csv | auto: GetQueryResults pages, the result CSV
+ *                                  object streamed from S3, or the CSV from 1 MiB on (pages)
  * AWS region, credentials and endpoints follow the SDKs (AWS_REGION, AWS_ENDPOINT_URL_ATHENA...).
  */
 #ifndef HCPIPE_ENGINE_ATHENA_H
@@ -26,6 +28,10 @@
 #include <stdint.h>
 
 #include "server/engine.h"
+
+/* How a result is read: GetQueryResults pages, or the CSV object Athena wrote (streamed through
+ * the S3 client), or the CSV object when it is at least 1 MiB. */
+enum athena_results { ATHENA_RESULTS_PAGES, ATHENA_RESULTS_CSV, ATHENA_RESULTS_AUTO };
 
 struct athena_settings {
     char *source_uri;         /* "s3://bucket/prefix/" */
@@ -38,6 +44,7 @@ struct athena_settings {
     int64_t poll_max_ms;      /* cap of the x1.5 backoff between checks of one query */
     double price_per_tb;      /* USD per TiB scanned */
     int64_t requeue_delay_ms; /* delay before a job refused for capacity is tried again */
+    int results;              /* enum athena_results: how results are read */
 };
 
 /* The usage lines of the settings above, for `hcpipe serve --help` (static). */

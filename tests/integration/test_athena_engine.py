@@ -609,50 +609,55 @@ def test_moto_flow_with_iam_auth():
             s3.create_bucket(Bucket=b)
         s3.put_object(Bucket="hc-data", Key="facilities/a.json",
                       Body=b'{"facility_id": "FAC1", "employee_count": 3}\n')
+        # moto writes the queued rows as the result CSV without doubling quotes: no '"' here.
         want = {
             "facility_metrics": [["FAC1", None, "3", "0", None],
-                                 ["FAC2", "B \"two\"", None, "2", "2026-12-31"]],
+                                 ["FAC2", "B, two", None, "2", "2026-12-31"]],
             "accredited_by_state": [["TX", "1", "250", "2"]],
             "expiring_accreditations": [["FAC2", "B", "TX", "JC", "2026-06-01", "31"]],
         }
         order = ["facility_metrics", "accredited_by_state", "expiring_accreditations"]
-        # moto hands a queued result to each started execution in turn, the DDL included.
-        empty = {"rows": [], "column_info": []}
-        peer.queue_athena_results([empty, empty] + [moto_result(q, want[q]) for q in order])
-        data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-moto-")
         env = {"AWS_ENDPOINT_URL": peer.endpoint, "AWS_ACCESS_KEY_ID": peer.access_key,
                "AWS_SECRET_ACCESS_KEY": peer.secret_key, "AWS_REGION": peer.region}
-        srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1",
-                                     "HCPIPE_OUTPUT_URI": "s3://hc-results/published/"})
-        try:
-            for q in order:  # one at a time: moto hands out its queued results in order
-                job = srv.submit(query=q)
-                done = srv.wait_job(job["id"], timeout=60)
-                doc, csv = srv.result(job["id"])
-                assert done["attempts"] == 1, done
-                assert done["stats"]["engine"] == "athena", done["stats"]
-                assert done["stats"]["query_execution_id"], done["stats"]
-                assert len(doc["rows"]) == len(want[q]), (q, doc)
-                assert [c["name"] for c in doc["columns"]] == [c[0] for c in COLUMNS[q]]
-                for got, row in zip(doc["rows"], want[q]):
-                    for (name, typ), v in zip(COLUMNS[q], row):
-                        exp = None if v is None else int(v) if typ == "bigint" else v
-                        assert got[name] == exp, (q, name, got, row)
-                # Published to the output bucket as the seed stored them.
-                key = "published/%s/%s" % (q, job["id"])
-                pub = s3.get_object(Bucket="hc-results", Key=key + ".json")["Body"].read()
-                assert json.loads(pub) == doc, q
-                pub = s3.get_object(Bucket="hc-results", Key=key + ".csv")["Body"].read()
-                assert pub.decode() == csv, q
-            ath = peer.client("athena")
-            listed = ath.list_query_executions()["QueryExecutionIds"]
-            assert len(listed) == 5, listed  # 2 DDL + 3 queries
-            texts = sorted(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"]
-                           ["Query"] for i in listed)
-            assert texts == sorted([render("create_database"), render("create_table")] +
-                                   [render(q) for q in order]), texts
-        finally:
-            assert srv.stop() == 0, srv.read_log()
+        ath = peer.client("athena")
+        for rnd, mode in enumerate(("pages", "csv")):
+            # moto hands a queued result to each started execution in turn, the DDL included.
+            empty = {"rows": [], "column_info": []}
+            peer.queue_athena_results([empty, empty] + [moto_result(q, want[q]) for q in order])
+            before = set(ath.list_query_executions()["QueryExecutionIds"])
+            data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-moto-")
+            srv = Server(data_dir, env, {"HCPIPE_WORKERS": "1", "HCPIPE_ATHENA_RESULTS": mode,
+                                         "HCPIPE_OUTPUT_URI": "s3://hc-results/published/"})
+            try:
+                for q in order:  # one at a time: moto hands out its queued results in order
+                    job = srv.submit(query=q)
+                    done = srv.wait_job(job["id"], timeout=60)
+                    doc, csv = srv.result(job["id"])
+                    assert done["attempts"] == 1, done
+                    assert done["stats"]["engine"] == "athena", done["stats"]
+                    assert done["stats"]["query_execution_id"], done["stats"]
+                    assert len(doc["rows"]) == len(want[q]), (mode, q, doc)
+                    assert [c["name"] for c in doc["columns"]] == [c[0] for c in COLUMNS[q]]
+                    for got, row in zip(doc["rows"], want[q]):
+                        for (name, typ), v in zip(COLUMNS[q], row):
+                            exp = None if v is None else int(v) if typ == "bigint" else v
+                            assert got[name] == exp, (mode, q, name, got, row)
+                    # Published to the output bucket as the seed stored them.
+                    key = "published/%s/%s" % (q, job["id"])
+                    pub = s3.get_object(Bucket="hc-results", Key=key + ".json")["Body"].read()
+                    assert json.loads(pub) == doc, q
+                    pub = s3.get_object(Bucket="hc-results", Key=key + ".csv")["Body"].read()
+                    assert pub.decode() == csv, q
+                listed = set(ath.list_query_executions()["QueryExecutionIds"]) - before
+                assert len(listed) == 5, listed  # 2 DDL + 3 queries
+                texts = sorted(ath.get_query_execution(QueryExecutionId=i)["QueryExecution"]
+                               ["Query"] for i in listed)
+                assert texts == sorted([render("create_database"), render("create_table")] +
+                                       [render(q) for q in order]), texts
+                log = srv.read_log()
+                assert ("results read from the CSV object" in log) == (mode == "csv"), mode
+            finally:
+                assert srv.stop() == 0, srv.read_log()
         # A wrong secret is refused by moto's IAM layer: the job fails as an engine error.
         env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
         srv = Server(tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-moto-"), env,
