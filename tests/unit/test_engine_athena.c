@@ -426,6 +426,82 @@ static void engine_athena_fetch_types_rows(void **state)
     fake_stop(fs);
 }
 
+static void engine_athena_reads_the_result_csv(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-c\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"},\"ResultConfiguration\":{\"OutputLocation\":\"s3://res-bucket/athena/"
+         "q-c.csv\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT,
+         "{\"ResultSet\":{\"Rows\":[{\"Data\":[{\"VarCharValue\":\"state\"},"
+         "{\"VarCharValue\":\"facility_count\"},{\"VarCharValue\":\"total_employees\"},"
+         "{\"VarCharValue\":\"valid_accreditations\"}]}],\"ResultSetMetadata\":{\"ColumnInfo"
+         "\":[{\"Name\":\"state\",\"Type\":\"varchar\"},{\"Name\":\"facility_count\","
+         "\"Type\":\"bigint\"},{\"Name\":\"total_employees\",\"Type\":\"bigint\"},{\"Name"
+         "\":\"valid_accreditations\",\"Type\":\"bigint\"}]}},\"NextToken\":\"n\"}"},
+        {200, "Content-Type: text/csv\r\nETag: \"e1\"\r\n",
+         "\"state\",\"facility_count\",\"total_employees\",\"valid_accreditations\"\n"
+         "\"T\"\"X, \nnorth\",\"2\",\"30\",\"3\"\n"
+         ",\"1\",\"0\",\"1\"\n"
+         "\"\",\"4\",\"5\",\"6\"\n"},
+    };
+    struct fake_server *fs = fake_start(r, 3);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    struct result_writer *w = NULL;
+    struct result_meta meta = {"11111111-2222-3333-4444-555555555555", "accredited_by_state",
+                               "2026-05-01", "athena"};
+    struct result_sink sink;
+    json_t *problem = NULL, *stats = NULL, *doc;
+    char *h = NULL, *next = NULL, dir[300], path[400], endpoint[64], target[128];
+
+    (void)state;
+    env_for(fs);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", fs->port);
+    setenv("AWS_ENDPOINT_URL_S3", endpoint, 1);
+    setenv("HCPIPE_ATHENA_RESULTS", "csv", 1);
+    e = new_engine();
+    unsetenv("HCPIPE_ATHENA_RESULTS");
+    assert_int_equal(e->ops->start(e, &job, "q-c", &h, &problem), HC_OK);
+    assert_int_equal(poll_until(e, &job, h, &stats, &problem), HC_OK);
+    snprintf(dir, sizeof dir, "%s/res-csv", data_dir);
+    assert_int_equal(result_writer_open(dir, &meta, &w), HC_OK);
+    sink = result_writer_sink(w);
+    assert_int_equal(e->ops->fetch_page(e, &job, h, NULL, &sink, &next, &problem), HC_OK);
+    assert_null(next); /* the whole result in one call */
+    assert_null(problem);
+    assert_int_equal(result_writer_rows(w), 3);
+    assert_int_equal(result_writer_commit(w, stats, NULL, NULL), HC_OK);
+    assert_int_equal(fake_n_reqs(fs), 3);
+    assert_string_equal(fake_req_header(fs, 1, "X-Amz-Target", target, sizeof target),
+                        "AmazonAthena.GetQueryResults");
+    assert_non_null(strstr(fs->reqs[1].body, "\"MaxResults\""));
+    assert_int_equal(strncmp(fs->reqs[2].head, "GET /res-bucket/athena/q-c.csv ", 31), 0);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    {
+        json_t *rows = json_object_get(doc, "rows");
+
+        assert_int_equal(json_array_size(rows), 3);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "state")),
+                            "T\"X, \nnorth");
+        assert_int_equal(
+            json_integer_value(json_object_get(json_array_get(rows, 0), "valid_accreditations")),
+            3);
+        assert_true(json_is_null(json_object_get(json_array_get(rows, 1), "state")));
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "state")),
+                            "");
+    }
+    json_decref(doc);
+    json_decref(stats);
+    unsetenv("AWS_ENDPOINT_URL_S3");
+    free(h);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
 static void engine_athena_rejects_mismatched_columns(void **state)
 {
     struct fake_resp r[] = {
@@ -468,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(engine_athena_ddl_once_then_start, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_athena_capacity_is_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_athena_fetch_types_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_reads_the_result_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_athena_rejects_mismatched_columns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
