@@ -350,12 +350,60 @@ static int collect_key(void *ctx, const char *key, const struct objstore_info *i
     return 0;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes from the warehouse the objects under the dataset prefix that are no longer listed
+ * (deleted from the store). `listed` is sorted. */
+static int drop_vanished(struct engine_local *el, const struct key_list *listed,
+                         uint64_t *dropped_out)
+{
+    struct key_list gone = {0};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t plen = strlen(el->dataset_prefix);
+    int err, rc;
+
+    err = warehouse_open_reader(el->wh, &db);
+    if (err)
+        return err;
+    rc = sqlite3_prepare_v2(db, "SELECT key FROM objects WHERE bucket = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, el->dataset_bucket, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && !err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+
+        if (key && strncmp(key, el->dataset_prefix, plen) == 0 &&
+            !bsearch(&key, listed->keys, listed->n, sizeof *listed->keys, key_cmp))
+            err = collect_key(&gone, key, NULL);
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_OK)
+        err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    for (size_t i = 0; i < gone.n; i++) {
+        int e = err ? HC_OK : warehouse_delete(el->wh, el->dataset_bucket, gone.keys[i]);
+
+        if (e == HC_OK && !err)
+            (*dropped_out)++;
+        else if (e != HC_ENOTFOUND && !err)
+            err = e;
+        free(gone.keys[i]);
+    }
+    free(gone.keys);
+    return err;
+}
+
 /* Lists the dataset prefix and loads every object whose version (ETag) changed since its last
- * load; the warehouse skips unchanged ones without reading them. */
+ * load (the warehouse skips unchanged ones without reading them), then drops the objects that
+ * are gone from the store. */
 static int sync_dataset(struct engine_local *el, const struct engine_job *job,
                         struct interrupt *intr, uint64_t *loaded_out, uint64_t *listed_out,
                         uint64_t *bytes_io, struct warehouse_load_stats *total,
-                        json_t **problem_out)
+                        uint64_t *dropped_out, json_t **problem_out)
 {
     struct key_list kl = {0};
     int err;
@@ -395,6 +443,12 @@ static int sync_dataset(struct engine_local *el, const struct engine_job *job,
         *bytes_io += bytes;
         total->records += ls.records;
         total->bad += ls.bad;
+    }
+    if (!err) {
+        qsort(kl.keys, kl.n, sizeof *kl.keys, key_cmp);
+        err = drop_vanished(el, &kl, dropped_out);
+        if (err)
+            set_problem(problem_out, err, "removing objects deleted from the store failed");
     }
     for (size_t i = 0; i < kl.n; i++)
         free(kl.keys[i]);
@@ -463,7 +517,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
     json_t *bad = NULL, *warnings = NULL;
     uint64_t bytes = 0;
     int64_t t0 = sys_mono_ms(), t1, t2, load_id = 0;
-    uint64_t synced = 0, listed = 0;
+    uint64_t synced = 0, listed = 0, dropped = 0;
     char name[128];
     int err = HC_OK;
 
@@ -499,7 +553,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
         load_id = ls.load_id;
     }
     if (job->scope == SCOPE_DATASET && el->dataset_bucket) {
-        err = sync_dataset(el, job, &r->intr, &synced, &listed, &bytes, &ls, problem_out);
+        err = sync_dataset(el, job, &r->intr, &synced, &listed, &bytes, &ls, &dropped, problem_out);
         if (err)
             goto out;
     }
@@ -519,6 +573,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
     if (r->stats && job->scope == SCOPE_DATASET && el->dataset_bucket) {
         json_object_set_new(r->stats, "dataset_objects", json_integer((json_int_t)listed));
         json_object_set_new(r->stats, "dataset_objects_loaded", json_integer((json_int_t)synced));
+        json_object_set_new(r->stats, "dataset_objects_removed", json_integer((json_int_t)dropped));
     }
     warnings = json_array();
     if (!r->stats || !warnings) {

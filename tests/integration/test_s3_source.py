@@ -140,6 +140,15 @@ def check_peer(name, s3, env, source_uri="s3://hc-data/facilities/", outside=Tru
         assert st["dataset_objects_loaded"] == 1, st
         ids = [r["facility_id"] for r in again["facility_metrics"][1]["rows"]]
         assert "FAC00110" not in ids and "FAC00099" in ids, ids[:5]  # a.ndjson now has 0..99
+        # An object deleted from the store leaves the dataset at the next dataset-scope job.
+        s3.delete_object(Bucket="hc-data", Key="facilities/b part.ndjson")
+        after = run_queries(srv)
+        st = after["facility_metrics"][0]["stats"]
+        assert st["dataset_objects"] == 2 and st["dataset_objects_removed"] == 1, st
+        assert st["dataset_objects_loaded"] == 0, st
+        ids = [r["facility_id"] for r in after["facility_metrics"][1]["rows"]]
+        assert "FAC00150" not in ids and "FAC00099" in ids and "FAC00300" in ids, ids[-3:]
+        assert after["accredited_by_state"][0]["stats"]["dataset_objects_removed"] == 0
         # A missing source object is a clean failure.
         job = srv.submit(query="facility_metrics", source="s3://hc-data/facilities/nope.json",
                          scope="object")
