@@ -70,6 +70,7 @@ static const char storage_usage[] =
     "                                AWS_ENDPOINT_URL_S3, streamed into the parser) (folder)\n"
     "  HCPIPE_SOURCE_URI             s3://bucket/prefix/: with HCPIPE_SOURCE=s3, dataset-scope\n"
     "                                jobs first load every object under it whose ETag changed\n"
+    "                                (and forget objects deleted from it)\n"
     "  HCPIPE_OUTPUT_URI             s3://bucket/prefix/: each result is also published as\n"
     "                                <prefix><query>/<job_id>.json and .csv (unset: not "
     "published)\n";
