@@ -898,6 +898,32 @@ int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t 
     return err;
 }
 
+int jobstore_requeue(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'retrying', error = :error, updated_ms = :now,"
+                  " next_run_ms = :retry, handle = NULL, finished_ms = 0,"
+                  " attempts = max(attempts - 1, 0)"
+                  " WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        err = bind_json(st, ":error", problem);
+        bind_int64(st, ":now", sys_now_ms());
+        bind_int64(st, ":retry", retry_at_ms);
+        bind_text(st, ":id", id);
+        if (err)
+            sqlite3_finalize(st);
+        else
+            err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
 int jobstore_cancel(struct jobstore *js, const char *id, struct job **out)
 {
     sqlite3_stmt *st = NULL;

@@ -120,6 +120,11 @@ int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_
 int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
                   int dead);
 
+/* running -> retrying at retry_at_ms without spending the attempt (attempts - 1; the engine
+ * refused the job for capacity, e.g. Athena's concurrent query limit), clearing the handle and
+ * storing the problem document (borrowed) as the last error. */
+int jobstore_requeue(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms);
+
 /* Asks for cancellation: a queued/retrying job becomes cancelled at once; a running job gets
  * cancel_requested (the worker finishes it), and so does a queued job that still has an engine
  * handle (it was interrupted mid-run by a restart: the worker that claims it stops the engine's

@@ -41,6 +41,8 @@
  *   - transient error, attempts < max_attempts  -> retrying at now + worker_backoff_ms()
  *   - transient error, attempts exhausted       -> dead (the dead-letter list)
  *   - non-transient error                       -> failed (a replay may still succeed)
+ *   - HC_EENGINEBUSY (the engine is at capacity) -> retrying after requeue_delay_ms with the
+ *                                                  attempt given back (jobstore_requeue())
  * A job claimed with attempts > max_attempts (the service died during each attempt) goes to
  * dead at once; a job claimed with cancel_requested (cancelled, then the service died) is
  * cancelled at once.
@@ -262,6 +264,8 @@ static int run_engine(struct run *r)
     rows = result_writer_rows(rw);
     err = result_writer_commit(rw, r->stats, warnings, bad);
     rw = NULL;
+    if (!err && w->cfg.publish)
+        err = w->cfg.publish(w->cfg.publish_ctx, r->job, dir);
     if (!err)
         err = jobstore_succeed(w->js, r->job->id, r->stats, rows);
 out:
@@ -314,7 +318,7 @@ static void report_failure(struct run *r, int err)
     json_t *problem = NULL;
     char detail[128];
     int64_t retry_at = -1;
-    int dead = 0, rc;
+    int dead = 0, requeue = 0, rc;
 
     if (atomic_load(&w->stopping) && reason == REASON_SHUTDOWN) {
         log_job(LOG_INFO, "job interrupted by shutdown; it resumes at the next start", job, "state",
@@ -333,6 +337,13 @@ static void report_failure(struct run *r, int err)
         snprintf(detail, sizeof detail, "the attempt's deadline passed (%d s)",
                  (int)((r->ej.deadline_ms - job->started_ms + 999) / 1000));
         problem = hc_problem_new(HC_ETIMEOUT, detail);
+    } else if (err == HC_EENGINEBUSY) {
+        int64_t delay = w->cfg.requeue_delay_ms > 0 ? w->cfg.requeue_delay_ms : 60000;
+
+        engine_stop(r);
+        problem = r->problem ? json_incref(r->problem) : hc_problem_new(err, NULL);
+        retry_at = sys_now_ms() + delay + (int64_t)(sys_random_u64() % (uint64_t)(delay / 4 + 1));
+        requeue = 1;
     } else {
         engine_stop(r); /* frees what the engine keeps for the query; idempotent */
         problem = r->problem ? json_incref(r->problem) : hc_problem_new(err, NULL);
@@ -344,7 +355,8 @@ static void report_failure(struct run *r, int err)
     }
     if (problem)
         json_object_set_new(problem, "attempt", json_integer(job->attempts));
-    rc = jobstore_fail(w->js, job->id, problem, retry_at, dead);
+    rc = requeue ? jobstore_requeue(w->js, job->id, problem, retry_at)
+                 : jobstore_fail(w->js, job->id, problem, retry_at, dead);
     log_job(retry_at >= 0 ? LOG_WARN : LOG_ERROR, "job attempt failed", job, "error",
             hc_err_slug(err));
     if (rc)

@@ -19,6 +19,13 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# The pinned SQL parser that syntax-checks sql/athena/ (tests/integration/test_athena_sql.sh).
+if command -v npm >/dev/null 2>&1; then
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    [ -d "$here/tests/sqlcheck/node_modules/dt-sql-parser" ] ||
+        npm ci --prefix "$here/tests/sqlcheck" --no-audit --no-fund
+fi
+
 # s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
 # Only where npm exists: the image's build stage (docker/Dockerfile) runs `make deps` without Node.
 here=$(cd "$(dirname "$0")" && pwd)
