@@ -4,6 +4,7 @@
 #ifndef HCPIPE_APP_H
 #define HCPIPE_APP_H
 
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/jobstore.h"
@@ -14,8 +15,10 @@ struct app {
     struct jobstore *jobs;
     struct engine *engine;
     struct worker *worker;
-    const char *results_dir;   /* <data_dir>/results */
-    int64_t started_ms;        /* wall clock at start */
+    const char *results_dir; /* <data_dir>/results */
+    int64_t started_ms;      /* wall clock at start */
+    struct auth *auth;       /* API tokens; NULL or empty: the API is open */
+    struct tls *tls;         /* HTTPS certificate (server/tls.h), or NULL for plain HTTP */
 };
 
 #endif

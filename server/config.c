@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/auth.h"
 #include "server/log.h"
+#include "server/tls.h"
 
 /* A setter stores `val` into cfg; on a bad value it returns -1 and writes what was expected. */
 typedef int (*setter)(struct config *cfg, const char *val, char *why, size_t whylen);
@@ -27,6 +29,7 @@ struct setting {
     int has_value;    /* 0 for a switch such as --insecure-dev-events */
     setter set;       /* applies the flag's value */
     setter set_env;   /* applies the variable's value, when it differs from `set` */
+    int secret;       /* 1: the value is never echoed in an error message */
 };
 
 static int replace_str(char **slot, const char *val)
@@ -166,18 +169,107 @@ static int set_max_body(struct config *cfg, const char *val, char *why, size_t w
     return 0;
 }
 
-static int set_insecure(struct config *cfg, const char *val, char *why, size_t whylen)
+static int set_bool(int *slot, const char *val, char *why, size_t whylen)
 {
     if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 || strcmp(val, "yes") == 0) {
-        cfg->insecure_dev_events = 1;
+        *slot = 1;
     } else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 || strcmp(val, "no") == 0 ||
                !*val) {
-        cfg->insecure_dev_events = 0;
+        *slot = 0;
     } else {
         snprintf(why, whylen, "expected 1/true/yes or 0/false/no");
         return -1;
     }
     return 0;
+}
+
+static int set_insecure(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_bool(&cfg->insecure_dev_events, val, why, whylen);
+}
+
+/* ---- the edge: HTTPS, API tokens, connection limits ---- */
+
+/* An empty value unsets a file setting (so an empty variable means "none"). */
+static int set_path_checked(char **slot, const char *val,
+                            int (*check)(const char *, char *, size_t), char *why, size_t whylen)
+{
+    if (!*val) {
+        free(*slot);
+        *slot = NULL;
+        return 0;
+    }
+    if (check(val, why, whylen) != 0)
+        return -1;
+    return replace_str(slot, val);
+}
+
+static int set_tls_cert(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->tls_cert, val, tls_check_cert_file, why, whylen);
+}
+
+static int set_tls_key(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->tls_key, val, tls_check_key_file, why, whylen);
+}
+
+static int tokens_text_ok(const char *val, char *why, size_t whylen)
+{
+    struct auth *a = NULL;
+    int err = auth_load(val, NULL, &a, why, whylen);
+
+    auth_free(a);
+    return err == 0 ? 0 : -1;
+}
+
+static int tokens_file_ok(const char *val, char *why, size_t whylen)
+{
+    struct auth *a = NULL;
+    int err = auth_load(NULL, val, &a, why, whylen);
+
+    auth_free(a);
+    return err == 0 ? 0 : -1;
+}
+
+static int set_api_tokens(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->api_tokens, val, tokens_text_ok, why, whylen);
+}
+
+static int set_api_tokens_file(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->api_tokens_file, val, tokens_file_ok, why, whylen);
+}
+
+static int set_metrics_auth(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_bool(&cfg->metrics_auth, val, why, whylen);
+}
+
+static int set_max_connections(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->max_connections, val, 1, 65536, why, whylen);
+}
+
+static int set_max_connections_per_ip(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->max_connections_per_ip, val, 0, 65536, why, whylen);
+}
+
+static int set_connection_timeout(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->connection_timeout_s, val, 1, 3600, why, whylen);
+}
+
+static int set_request_timeout(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->request_timeout_s, val, 1, 3600, why, whylen);
+}
+
+static int set_http_threads(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->http_threads, val, 0, 256, why, whylen);
 }
 
 int config_check_source(const char *src, const char **why)
@@ -293,6 +385,41 @@ static const struct setting settings[] = {
      .env = "HCPIPE_INSECURE_DEV_EVENTS",
      .has_value = 0,
      .set = set_insecure},
+    {.flag = "--tls-cert", .env = "HCPIPE_TLS_CERT", .has_value = 1, .set = set_tls_cert},
+    {.flag = "--tls-key", .env = "HCPIPE_TLS_KEY", .has_value = 1, .set = set_tls_key},
+    {.flag = "--api-tokens",
+     .env = "HCPIPE_API_TOKENS",
+     .has_value = 1,
+     .set = set_api_tokens,
+     .secret = 1},
+    {.flag = "--api-tokens-file",
+     .env = "HCPIPE_API_TOKENS_FILE",
+     .has_value = 1,
+     .set = set_api_tokens_file},
+    {.flag = "--metrics-auth",
+     .env = "HCPIPE_METRICS_AUTH",
+     .has_value = 0,
+     .set = set_metrics_auth},
+    {.flag = "--max-connections",
+     .env = "HCPIPE_MAX_CONNECTIONS",
+     .has_value = 1,
+     .set = set_max_connections},
+    {.flag = "--max-connections-per-ip",
+     .env = "HCPIPE_MAX_CONNECTIONS_PER_IP",
+     .has_value = 1,
+     .set = set_max_connections_per_ip},
+    {.flag = "--connection-timeout",
+     .env = "HCPIPE_CONNECTION_TIMEOUT",
+     .has_value = 1,
+     .set = set_connection_timeout},
+    {.flag = "--request-timeout",
+     .env = "HCPIPE_REQUEST_TIMEOUT",
+     .has_value = 1,
+     .set = set_request_timeout},
+    {.flag = "--http-threads",
+     .env = "HCPIPE_HTTP_THREADS",
+     .has_value = 1,
+     .set = set_http_threads},
 };
 
 static const char usage[] =
@@ -318,6 +445,33 @@ static const char usage[] =
     "                          none)\n"
     "  --insecure-dev-events   accept POST /events without a credential; development only\n"
     "                          (HCPIPE_INSECURE_DEV_EVENTS=1, off)\n"
+    "\n"
+    "HTTPS, API tokens and limits (the edge):\n"
+    "  --tls-cert FILE         PEM certificate (chain) to serve HTTPS; needs --tls-key. SIGHUP\n"
+    "                          re-reads both files without closing the listener; a bad pair\n"
+    "                          is logged and the old one kept (HCPIPE_TLS_CERT, plain HTTP)\n"
+    "  --tls-key FILE          its unencrypted PEM private key (HCPIPE_TLS_KEY, none)\n"
+    "  --api-tokens LIST       bearer tokens, name:scope:token[,...]; scope read (GET/HEAD)\n"
+    "                          or write (everything); tokens 16..512 printable characters\n"
+    "                          without spaces or commas. Unset with no file: the API is open\n"
+    "                          (a warning is logged). /healthz and /readyz are always open\n"
+    "                          (HCPIPE_API_TOKENS, none)\n"
+    "  --api-tokens-file FILE  more tokens, one name:scope:token a line, '#' comments;\n"
+    "                          re-read on SIGHUP (HCPIPE_API_TOKENS_FILE, none)\n"
+    "  --metrics-auth          GET /metrics needs a read token too\n"
+    "                          (HCPIPE_METRICS_AUTH=1, off)\n"
+    "  --max-connections N     concurrent connections; more wait in the listen queue,\n"
+    "                          1..65536 (HCPIPE_MAX_CONNECTIONS, 256)\n"
+    "  --max-connections-per-ip N  concurrent connections from one address; more are closed\n"
+    "                          at once, 0 = no cap (HCPIPE_MAX_CONNECTIONS_PER_IP, 32)\n"
+    "  --connection-timeout S  close a connection idle this long, 1..3600\n"
+    "                          (HCPIPE_CONNECTION_TIMEOUT, 30)\n"
+    "  --request-timeout S     a request's headers and body must arrive within S seconds of\n"
+    "                          the connection opening or the previous answer, however slowly\n"
+    "                          they trickle in, 1..3600 (HCPIPE_REQUEST_TIMEOUT, 30)\n"
+    "  --http-threads N        threads serving connections from a poll loop; an idle or slow\n"
+    "                          connection costs no thread. 0 = one thread per connection,\n"
+    "                          0..256 (HCPIPE_HTTP_THREADS, 4)\n"
     "  -h, --help              show this help and exit\n";
 
 const char *config_usage(void)
@@ -334,6 +488,11 @@ static int set_defaults(struct config *cfg)
     cfg->job_timeout_s = 900;
     cfg->max_attempts = 5;
     cfg->max_body = 1 << 20;
+    cfg->max_connections = 256;
+    cfg->max_connections_per_ip = 32;
+    cfg->connection_timeout_s = 30;
+    cfg->request_timeout_s = 30;
+    cfg->http_threads = 4;
     if (set_listen(cfg, "127.0.0.1:8080", why, sizeof why) ||
         replace_str(&cfg->data_dir, "./var") || replace_str(&cfg->engine, "local") ||
         replace_str(&cfg->log_level, "info"))
@@ -342,14 +501,17 @@ static int set_defaults(struct config *cfg)
 }
 
 /* Applies one value; on failure writes the full message naming `name`. */
-static int apply(struct config *cfg, setter set, const char *name, const char *val, char *err,
-                 size_t errlen)
+static int apply(struct config *cfg, setter set, const char *name, const char *val, int secret,
+                 char *err, size_t errlen)
 {
     char why[200] = "out of memory";
 
     if (set(cfg, val, why, sizeof why) == 0)
         return 0;
-    snprintf(err, errlen, "invalid %s \"%s\": %s", name, val, why);
+    if (secret) /* never echo a secret */
+        snprintf(err, errlen, "invalid %s: %s", name, why);
+    else
+        snprintf(err, errlen, "invalid %s \"%s\": %s", name, val, why);
     return -1;
 }
 
@@ -408,13 +570,22 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         const struct setting *s = &settings[i];
         const char *val = given[i] ? NULL : getenv(s->env);
 
-        if (val && apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, err, errlen) != 0)
+        if (val &&
+            apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, s->secret, err, errlen) != 0)
             return -1;
     }
     /* Pass 3: the flags, in order (--seed accumulates). */
     for (size_t f = 0; f < nflags; f++)
-        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], err, errlen) != 0)
+        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], flag_set[f]->secret, err,
+                  errlen) != 0)
             return -1;
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        snprintf(err, errlen,
+                 "--tls-cert (HCPIPE_TLS_CERT) and --tls-key (HCPIPE_TLS_KEY) go together: %s is "
+                 "missing",
+                 cfg->tls_cert ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
     return 0;
 }
 
@@ -426,5 +597,11 @@ void config_free(struct config *cfg)
     free(cfg->engine);
     free(cfg->log_level);
     clear_seeds(cfg);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    if (cfg->api_tokens)
+        memset(cfg->api_tokens, 0, strlen(cfg->api_tokens));
+    free(cfg->api_tokens);
+    free(cfg->api_tokens_file);
     memset(cfg, 0, sizeof *cfg);
 }
