@@ -275,10 +275,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static struct MHD_Daemon *daemon_start(struct httpd *h, const struct sockaddr *sa, unsigned flags)
 {
     const struct config *cfg = h->app->cfg;
+    /* Each pool thread takes an equal share of the connection limit, so no more threads than
+     * connections. */
+    int threads =
+        cfg->http_threads < cfg->max_connections ? cfg->http_threads : cfg->max_connections;
     /* THREAD_POOL_SIZE only in pool mode (MHD refuses it with a thread per connection). */
     struct MHD_OptionItem pool[] = {
-        {cfg->http_threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-         (intptr_t)cfg->http_threads, NULL},
+        {threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL}};
 
     if (h->app->tls)
