@@ -12,8 +12,9 @@
  *
  * Edge limits (settings in server/config.h): HTTPS through server/tls.h; a pool of
  * cfg->http_threads threads polls the connections (0: a thread per connection); at most
- * max_connections at once (more wait in the kernel's listen queue) and max_connections_per_ip
- * from one address (more are closed at once); a connection idle for connection_timeout_s is
+ * max_connections at once (more wait in the kernel's listen queue with the pool, are closed at
+ * once with a thread per connection) and max_connections_per_ip from one address (more are
+ * closed at once); a connection idle for connection_timeout_s is
  * closed by MHD, and a reaper thread closes any connection whose request (headers and body) has
  * not fully arrived request_timeout_s after the connection opened or the previous answer went
  * out, which MHD's idle timeout alone cannot do against a client trickling a byte at a time.
