@@ -216,9 +216,16 @@ int auth_load(const char *text, const char *path, struct auth **out, char *why, 
     return err;
 }
 
-size_t auth_count(const struct auth *a)
+size_t auth_count(struct auth *a)
 {
-    return a ? a->n : 0;
+    size_t n;
+
+    if (!a)
+        return 0;
+    pthread_rwlock_rdlock(&a->lock);
+    n = a->n;
+    pthread_rwlock_unlock(&a->lock);
+    return n;
 }
 
 int auth_check(struct auth *a, const char *authorization, enum auth_scope need, char *name_out)

@@ -35,8 +35,8 @@ int auth_parse(const char *text, struct auth **out, char *why, size_t whylen);
  * the reason in why. */
 int auth_load(const char *text, const char *path, struct auth **out, char *why, size_t whylen);
 
-/* Number of tokens. */
-size_t auth_count(const struct auth *a);
+/* Number of tokens (0 for NULL). */
+size_t auth_count(struct auth *a);
 
 /*
  * Checks an Authorization header value (NULL when absent) for a route that needs `need`.
