@@ -1,12 +1,14 @@
 /*
  * serve.c: `hcpipe serve`, the HTTP service.
  *
- * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT blocked in every
- * thread (this thread collects them with sigwait()), the data dir, the job store
- * (<data_dir>/jobs.db), the engine, recovery of jobs that were running when the last process
- * died, the worker pool, the HTTP daemon, and one facility_metrics job per --seed so the sample
- * is loaded into the warehouse (an unchanged object is not loaded twice, so a restart with the
- * same seeds costs little). Then one "listening" log line.
+ * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT/SIGHUP blocked in
+ * every thread (this thread collects them with sigwait()), the TLS pair and the API tokens (bad
+ * ones exit 2 naming the setting), the data dir, the job store (<data_dir>/jobs.db), the engine,
+ * recovery of jobs that were running when the last process died, the worker pool, one
+ * facility_metrics job per --seed so the sample is loaded into the warehouse (an unchanged object
+ * is not loaded twice, so a restart with the same seeds costs little; queued before the daemon
+ * starts, so a ready service already lists them), and the HTTP daemon. Then one "listening" log
+ * line.
  *
  * SIGHUP reloads what can change under a running service: the TLS certificate and key (new
  * handshakes get the new pair; the listener stays open) and the API token list (the inline list
@@ -226,9 +228,9 @@ int serve_main(int argc, char **argv)
                        .started_ms = sys_now_ms(),
                        .auth = auth,
                        .tls = tls};
+    queue_seeds(&cfg, js, worker); /* before /readyz can answer, so a ready service lists them */
     if (httpd_start(&app, &httpd) != HC_OK)
         goto out;
-    queue_seeds(&cfg, js, worker);
 
     snprintf(listen, sizeof listen, cfg.listen_ipv6 ? "[%s]:%d" : "%s:%d", cfg.listen_host,
              httpd_port(httpd));
