@@ -540,6 +540,34 @@ def test_slowloris_cut_with_thread_per_connection():
     slowloris("0")
 
 
+def test_tls_silent_clients_cut():
+    """Connections to the TLS port that never finish a handshake are cut at the deadline."""
+    tmp = tempfile.mkdtemp(prefix="hcpipe-edge-certs-")
+    try:
+        cert, key = make_cert(tmp, "a", "hcpipe-a")
+        s = Server(["--tls-cert", cert, "--tls-key", key, "--request-timeout", "2",
+                    "--max-connections-per-ip", "0"], ca=cert)
+        try:
+            start = time.time()
+            silent = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(8)]
+            silent[0].sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello, then nothing
+            for _ in range(5):
+                assert s.request("GET", "/healthz")[0] == 200
+            for x in silent:
+                x.settimeout(10 * SLOW)
+                try:
+                    assert x.recv(100) == b""
+                except ConnectionError:
+                    pass
+                x.close()
+            took = time.time() - start
+            assert 1.5 < took < 2 + 3 * SLOW, "cut after %.1f s" % took
+        finally:
+            assert s.stop() == 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def idle_threads(threads_arg, n=40):
     s = Server(["--http-threads", threads_arg, "--max-connections-per-ip", "0"])
     try:
@@ -597,6 +625,7 @@ TESTS = [
     test_tokens_open_api_warns,
     test_tokens_bad_lists_stop_at_start,
     test_tokens_over_tls,
+    test_tls_silent_clients_cut,
     test_connection_limit_pool,
     test_connection_limit_thread_per_connection,
     test_per_ip_limit_closes_extra_connections,
