@@ -17,7 +17,8 @@
 
 /* Who may call a route. AUTH_READ/AUTH_WRITE need a bearer API token of that scope (a write
  * token also reads) when tokens are configured; AUTH_METRICS needs a read token only with
- * --metrics-auth; AUTH_WEBHOOK_KEY is POST /events' own credential (checked in route_dispatch). */
+ * --metrics-auth; AUTH_WEBHOOK_KEY is POST /events' own credential (events_auth_or_reply(), called
+ * by route_dispatch). */
 enum route_auth { AUTH_NONE, AUTH_READ, AUTH_WRITE, AUTH_METRICS, AUTH_WEBHOOK_KEY };
 
 /* max_body value meaning "the service's --max-body". */
@@ -52,10 +53,18 @@ enum MHD_Result jobs_list(struct request *req);
 enum MHD_Result jobs_get(struct request *req);
 enum MHD_Result jobs_cancel(struct request *req);
 enum MHD_Result jobs_retry(struct request *req);
+enum MHD_Result jobs_retry_all(struct request *req);
 
 /* results.c */
 enum MHD_Result results_json(struct request *req);
 enum MHD_Result results_csv(struct request *req);
+
+/* events.c */
+enum MHD_Result events_post(struct request *req);
+enum MHD_Result events_get(struct request *req);
+/* Checks the webhook credential (API key header and/or Basic, per the settings) for
+ * AUTH_WEBHOOK_KEY routes; answers 401 problem+json itself when it does not match. */
+enum reply_result events_auth_or_reply(struct request *req);
 
 /* health.c */
 enum MHD_Result health_healthz(struct request *req);

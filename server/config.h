@@ -22,8 +22,23 @@ struct config {
     char *log_level;   /* default info */
     char **seeds;      /* sources (s3://bucket/key) loaded by jobs queued at start */
     size_t n_seeds;
-    int insecure_dev_events;    /* accept /events without a credential (development only) */
-    size_t max_body;            /* request body cap in bytes, default 1 MiB */
+    int insecure_dev_events; /* accept /events without a credential (development only) */
+    size_t max_body;         /* request body cap in bytes, default 1 MiB */
+    /* POST /events (secrets are never logged nor echoed in error messages) */
+    char *webhook_api_key; /* expected API key value, NULL when unset (secret) */
+    char *webhook_header;  /* header carrying the API key, default "x-api-key" */
+    char *webhook_basic;   /* "user:password" for Basic auth, NULL when unset (secret) */
+    char **event_buckets;  /* buckets whose events are accepted; none = any */
+    size_t n_event_buckets;
+    char *event_prefix;    /* key prefix events must have, default "" */
+    char **event_suffixes; /* key suffixes (one must match), default .json .jsonl .ndjson; none
+                              = any */
+    size_t n_event_suffixes;
+    char **event_queries; /* catalog queries an Object Created event queues, default
+                             accredited_by_state */
+    size_t n_event_queries;
+    int event_scope; /* enum job_scope of those jobs, default SCOPE_DATASET */
+    /* The edge: HTTPS, API tokens (secret), connection limits */
     char *tls_cert;             /* PEM certificate chain file (HTTPS), or NULL for plain HTTP */
     char *tls_key;              /* PEM private key file; set exactly when tls_cert is */
     char *api_tokens;           /* token list text (secret; server/auth.h format), or NULL */

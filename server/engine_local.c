@@ -393,17 +393,13 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
         err = HC_ENOMEM;
         goto out;
     }
-    if (ls.unchanged) {
-        snprintf(name, sizeof name, "source unchanged since it was loaded; not read again");
-        json_array_append_new(warnings, json_string(name));
-    }
     if (job->source && job->on_bad_record == BAD_RECORD_SKIP) {
         if (ls.bad > 0) {
             snprintf(name, sizeof name, "%llu bad record%s skipped", (unsigned long long)ls.bad,
                      ls.bad == 1 ? "" : "s");
             json_array_append_new(warnings, json_string(name));
         }
-        json_object_set(r->stats, "bad_records", bad ? bad : json_array());
+        json_object_set_new(r->stats, "bad_records", bad ? json_incref(bad) : json_array());
     }
     json_object_set(r->stats, "warnings", warnings);
     snprintf(name, sizeof name, "local:%s:%d", job->job_id ? job->job_id : "-", job->attempt);
@@ -546,6 +542,15 @@ static void local_destroy(struct engine *e)
     free(el);
 }
 
+static int local_delete_object(struct engine *e, const char *source, int *removed_out)
+{
+    int err = engine_local_delete_object(e, source);
+
+    if (removed_out)
+        *removed_out = err == HC_OK;
+    return err == HC_ENOTFOUND ? HC_OK : err;
+}
+
 static const struct engine_ops local_ops = {
     .name = "local",
     .start = local_start,
@@ -553,6 +558,7 @@ static const struct engine_ops local_ops = {
     .fetch_page = local_fetch_page,
     .cancel = local_cancel,
     .destroy = local_destroy,
+    .delete_object = local_delete_object,
 };
 
 int engine_local_new(const char *data_dir, struct engine **out)

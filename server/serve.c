@@ -1,9 +1,11 @@
 /*
  * serve.c: `hcpipe serve`, the HTTP service.
  *
- * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT/SIGHUP blocked in
- * every thread (this thread collects them with sigwait()), the TLS pair and the API tokens (bad
- * ones exit 2 naming the setting), the data dir, the job store (<data_dir>/jobs.db), the engine,
+ * Start-up, in order: settings (a bad one exits 2 naming it; so does POST /events without a
+ * webhook credential unless --insecure-dev-events, which is then logged as a warning),
+ * SIGTERM/SIGINT/SIGHUP blocked in every thread (this thread collects them with sigwait()), the
+ * TLS pair and the API tokens (bad ones exit 2 naming the setting), the data dir, the job store
+ * (<data_dir>/jobs.db), the engine, the bucket folder store (for the event intake's key check),
  * recovery of jobs that were running when the last process died, the worker pool, one
  * facility_metrics job per --seed so the sample is loaded into the warehouse (an unchanged object
  * is not loaded twice, so a restart with the same seeds costs little; queued before the daemon
@@ -150,6 +152,7 @@ int serve_main(int argc, char **argv)
     struct httpd *httpd = NULL;
     struct tls *tls = NULL;
     struct auth *auth = NULL;
+    struct objstore *objects = NULL;
     struct worker_config wcfg;
     char err[512], path[4096], results[4096], listen[96], nworkers[16];
     sigset_t sigs;
@@ -170,6 +173,14 @@ int serve_main(int argc, char **argv)
                 "hcpipe: invalid engine \"%s\" (--engine/HCPIPE_ENGINE): not available in this "
                 "build yet; use local\n",
                 cfg.engine);
+        config_free(&cfg);
+        return 2;
+    }
+
+    if (!cfg.webhook_api_key && !cfg.webhook_basic && !cfg.insecure_dev_events) {
+        fprintf(stderr, "hcpipe: POST /events has no credential: set HCPIPE_WEBHOOK_API_KEY "
+                        "(--webhook-api-key) or HCPIPE_WEBHOOK_BASIC (--webhook-basic), or pass "
+                        "--insecure-dev-events for development only\n");
         config_free(&cfg);
         return 2;
     }
@@ -204,6 +215,12 @@ int serve_main(int argc, char **argv)
         log_error("cannot start the engine", "engine", cfg.engine, "error", hc_err_slug(e), NULL);
         goto out;
     }
+    snprintf(path, sizeof path, "%s/buckets", cfg.data_dir);
+    e = objstore_folder_new(path, &objects);
+    if (e != HC_OK) {
+        log_error("cannot open the bucket folder", "path", path, "error", hc_err_slug(e), NULL);
+        goto out;
+    }
     e = jobstore_recover(js, &recovered);
     if (e != HC_OK) {
         log_error("cannot recover jobs", "error", hc_err_slug(e), NULL);
@@ -226,11 +243,17 @@ int serve_main(int argc, char **argv)
                        .worker = worker,
                        .results_dir = results,
                        .started_ms = sys_now_ms(),
+                       .objects = objects,
                        .auth = auth,
                        .tls = tls};
     queue_seeds(&cfg, js, worker); /* before /readyz can answer, so a ready service lists them */
     if (httpd_start(&app, &httpd) != HC_OK)
         goto out;
+    if (!cfg.webhook_api_key && !cfg.webhook_basic)
+        log_warn("INSECURE: POST /events accepts events from ANYONE (--insecure-dev-events, no "
+                 "HCPIPE_WEBHOOK_API_KEY or HCPIPE_WEBHOOK_BASIC); never run this way in "
+                 "production",
+                 NULL);
 
     snprintf(listen, sizeof listen, cfg.listen_ipv6 ? "[%s]:%d" : "%s:%d", cfg.listen_host,
              httpd_port(httpd));
@@ -258,6 +281,7 @@ out:
         engine->ops->destroy(engine);
     if (js)
         jobstore_close(js);
+    objstore_destroy(objects);
     tls_free(tls);
     auth_free(auth);
     if (rc == 0)

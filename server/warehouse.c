@@ -27,7 +27,7 @@
 #include "server/error.h"
 #include "server/sys.h"
 
-#define WAREHOUSE_CACHE_KIB  32768 /* write connection page cache */
+#define WAREHOUSE_CACHE_KIB  16384 /* write connection page cache */
 #define WAREHOUSE_READER_KIB 16384 /* read connection page cache */
 #define WAREHOUSE_BUSY_MS    30000
 
@@ -195,6 +195,15 @@ static int query_i64(sqlite3 *db, const char *sql, int n, const int64_t *args, i
     return rc;
 }
 
+/* Steps a statement once and resets it. Returns an SQLite code (OK for DONE/ROW). */
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
+}
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
@@ -324,38 +333,261 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
 
 /* ---- the per-state summaries ---- */
 
+/* The summary cells of one apply_delta() pass: (state, date) -> counts, in open-addressing
+ * tables of compact cells (24 bytes). State strings are interned once per facility in a table
+ * shared by both cell tables, and cells refer to them by code. */
+struct cell {
+    int32_t st;   /* 0: empty slot, 1: the NULL state, k + 2: states.v[k] */
+    int32_t date; /* max_until or valid_until */
+    int64_t n, emp;
+};
+
+struct cells {
+    struct cell *v;
+    size_t cap, len;
+};
+
+struct states {
+    char **v; /* interned state strings (owned) */
+    size_t n;
+    int32_t *idx; /* open-addressing table of v indices + 1 (0: empty) */
+    size_t cap;
+};
+
+#define CELLS_FLUSH 131072 /* cells (and states) held before they are upserted: bounds memory */
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+static int32_t *states_slot(int32_t *idx, size_t cap, char *const *v, const char *s)
+{
+    size_t i = (size_t)str_hash(s) & (cap - 1);
+
+    while (idx[i] && strcmp(v[idx[i] - 1], s) != 0)
+        i = (i + 1) & (cap - 1);
+    return &idx[i];
+}
+
+/* The cell code of a state (1 for NULL), interning it. Returns 0 on ENOMEM. */
+static int32_t states_code(struct states *t, const char *state)
+{
+    int32_t *slot;
+    char *copy;
+
+    if (!state)
+        return 1;
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        int32_t *ni = calloc(nc, sizeof *ni);
+        char **nv = realloc(t->v, (nc / 2) * sizeof *nv);
+
+        if (nv)
+            t->v = nv;
+        if (!ni || !nv) {
+            free(ni);
+            return 0;
+        }
+        for (size_t k = 0; k < t->n; k++)
+            *states_slot(ni, nc, t->v, t->v[k]) = (int32_t)k + 1;
+        free(t->idx);
+        t->idx = ni;
+        t->cap = nc;
+    }
+    slot = states_slot(t->idx, t->cap, t->v, state);
+    if (*slot)
+        return *slot + 1;
+    copy = strdup(state);
+    if (!copy)
+        return 0;
+    t->v[t->n++] = copy;
+    *slot = (int32_t)t->n;
+    return *slot + 1;
+}
+
+static void states_free(struct states *t)
+{
+    for (size_t k = 0; k < t->n; k++)
+        free(t->v[k]);
+    free(t->v);
+    free(t->idx);
+    memset(t, 0, sizeof *t);
+}
+
+static struct cell *cells_slot(struct cell *v, size_t cap, int32_t st, int32_t date)
+{
+    uint64_t h = (uint64_t)(uint32_t)st << 32 | (uint32_t)date;
+    size_t i;
+
+    h ^= h >> 33; /* murmur3's finaliser: every key bit reaches the low bits */
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    i = (size_t)h & (cap - 1);
+
+    while (v[i].st && (v[i].st != st || v[i].date != date))
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+/* Adds (dn, demp) to the cell of (state code, date). Returns HC_OK or HC_ENOMEM. */
+static int cells_add(struct cells *t, int32_t st, int64_t date, int64_t dn, int64_t demp)
+{
+    struct cell *c;
+
+    if ((t->len + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 1024;
+        struct cell *nv = calloc(nc, sizeof *nv);
+
+        if (!nv)
+            return HC_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->v[i].st)
+                *cells_slot(nv, nc, t->v[i].st, t->v[i].date) = t->v[i];
+        free(t->v);
+        t->v = nv;
+        t->cap = nc;
+    }
+    c = cells_slot(t->v, t->cap, st, (int32_t)date);
+    if (!c->st) {
+        c->st = st;
+        c->date = (int32_t)date;
+        t->len++;
+    }
+    c->n += dn;
+    c->emp += demp;
+    return HC_OK;
+}
+
+static void cells_free(struct cells *t)
+{
+    free(t->v);
+    memset(t, 0, sizeof *t);
+}
+
+static const char sql_valid_upsert[] =
+    "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
+    " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(null_state, state, max_until)"
+    " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp";
+static const char sql_acc_upsert[] =
+    "INSERT INTO state_acc(null_state, state, valid_until, n)"
+    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(null_state, state, valid_until)"
+    " DO UPDATE SET n = n + excluded.n";
+
+/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp) and
+ * empties the table. Returns an hc_err. */
+static int cells_flush(sqlite3 *db, struct cells *t, const struct states *names, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int has_emp = rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5;
+
+    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
+        const struct cell *c = &t->v[i];
+
+        if (!c->st || (c->n == 0 && c->emp == 0))
+            continue;
+        sqlite3_bind_int(st, 1, c->st == 1);
+        sqlite3_bind_text(st, 2, c->st == 1 ? "" : names->v[c->st - 2], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->date);
+        sqlite3_bind_int64(st, 4, c->n);
+        if (has_emp)
+            sqlite3_bind_int64(st, 5, c->emp);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    cells_free(t);
+    if (rc == SQLITE_OK)
+        return HC_OK;
+    return warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+}
+
 /* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
  * per-state summaries, then empties temp.delta. A row is added when it becomes current and
  * subtracted when it stops being current, while its data is still there. state_valid counts
  * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
- * (state, valid_until). Inside a transaction. */
+ * (state, valid_until). The rows are walked once in facility order and aggregated in memory
+ * (states x dates cells, upserted whenever CELLS_FLUSH are held, as sums commute); grouping in
+ * SQL instead sorted every accreditation and cost more than the load itself. Inside a
+ * transaction. Returns an SQLite code. */
 static int apply_delta(sqlite3 *db, int64_t sign)
 {
-    int64_t a[1] = {sign};
-    int rc = exec_i64(db,
-                      "INSERT INTO state_valid(null_state, state, max_until, n, emp)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), m.mx, ?1 * count(*),"
-                      " ?1 * sum(coalesce(f.employee_count, 0))"
-                      " FROM (SELECT a.fac AS fac, max(a.valid_until) AS mx FROM temp.delta AS d"
-                      " JOIN accreditations AS a ON a.fac = d.fac GROUP BY a.fac) AS m"
-                      " JOIN facilities AS f ON f.id = m.fac WHERE m.mx IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, max_until)"
-                      " DO UPDATE SET n = n + excluded.n, emp = emp + excluded.emp",
-                      1, a);
+    struct cells valid = {0}, accs = {0};
+    struct states names = {0};
+    sqlite3_stmt *q = NULL;
+    int64_t fac = -1, emp = 0, max_vu = 0;
+    int32_t st = 0;
+    int have_max = 0, rc, err = HC_OK;
 
-    if (rc == SQLITE_OK)
-        rc = exec_i64(db,
-                      "INSERT INTO state_acc(null_state, state, valid_until, n)"
-                      " SELECT f.state IS NULL, coalesce(f.state, ''), a.valid_until,"
-                      " ?1 * count(*)"
-                      " FROM temp.delta AS d JOIN accreditations AS a ON a.fac = d.fac"
-                      " JOIN facilities AS f ON f.id = d.fac WHERE a.valid_until IS NOT NULL"
-                      " GROUP BY 1, 2, 3"
-                      " ON CONFLICT(null_state, state, valid_until)"
-                      " DO UPDATE SET n = n + excluded.n",
-                      1, a);
-    if (rc == SQLITE_OK && sign < 0)
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT d.fac, f.state, f.employee_count, a.valid_until"
+                            " FROM temp.delta AS d JOIN facilities AS f ON f.id = d.fac"
+                            " JOIN accreditations AS a ON a.fac = d.fac"
+                            " WHERE a.valid_until IS NOT NULL ORDER BY d.fac",
+                            -1, &q, NULL);
+    while (rc == SQLITE_OK && !err) {
+        int64_t id, vu;
+
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+            break;
+        }
+        rc = SQLITE_OK;
+        id = sqlite3_column_int64(q, 0);
+        vu = sqlite3_column_int64(q, 3);
+        if (id != fac) { /* a new facility: close the previous one */
+            if (have_max)
+                err = cells_add(&valid, st, max_vu, sign, sign * emp);
+            if (!err && names.n >= CELLS_FLUSH) {
+                err = cells_flush(db, &valid, &names, sql_valid_upsert);
+                if (!err)
+                    err = cells_flush(db, &accs, &names, sql_acc_upsert);
+                states_free(&names);
+            }
+            if (err)
+                break;
+            st = states_code(&names, sqlite3_column_type(q, 1) == SQLITE_NULL
+                                         ? NULL
+                                         : (const char *)sqlite3_column_text(q, 1));
+            if (!st) {
+                err = HC_ENOMEM;
+                break;
+            }
+            fac = id;
+            emp = sqlite3_column_int64(q, 2); /* 0 for NULL */
+            have_max = 0;
+        }
+        if (!have_max || vu > max_vu)
+            max_vu = vu;
+        have_max = 1;
+        err = cells_add(&accs, st, vu, sign, 0);
+        if (!err && accs.len >= CELLS_FLUSH)
+            err = cells_flush(db, &accs, &names, sql_acc_upsert);
+        if (!err && valid.len >= CELLS_FLUSH)
+            err = cells_flush(db, &valid, &names, sql_valid_upsert);
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK && !err && have_max)
+        err = cells_add(&valid, st, max_vu, sign, sign * emp);
+    if (rc == SQLITE_OK && !err)
+        err = cells_flush(db, &valid, &names, sql_valid_upsert);
+    if (rc == SQLITE_OK && !err)
+        err = cells_flush(db, &accs, &names, sql_acc_upsert);
+    cells_free(&valid);
+    cells_free(&accs);
+    states_free(&names);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (err)
+        return err == HC_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+    if (sign < 0)
         rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
     if (rc == SQLITE_OK && sign < 0)
         rc = exec_i64(db, "DELETE FROM state_acc WHERE n = 0", 0, NULL);
@@ -612,14 +844,6 @@ out:
         pthread_mutex_unlock(&w->lock);
     }
     return err;
-}
-
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return (rc == SQLITE_DONE || rc == SQLITE_ROW) ? SQLITE_OK : rc;
 }
 
 static int load_fail(struct warehouse_load *ld, int rc)

@@ -26,6 +26,10 @@
  * engine loading a large object) stop at its next safe point without the worker thread having
  * to look.
  *
+ * A job whose query is ENGINE_DELETE_QUERY (an S3 "Object Deleted" event) runs no query: the
+ * engine's delete_object slot removes its source object's rows, and it succeeds with an empty
+ * result.
+ *
  * One job, on its worker thread: start (or re-attach with the stored handle) -> set_handle ->
  * poll with a growing sleep (POLL_MIN_MS .. POLL_MAX_MS) for asynchronous engines -> fetch_page
  * loop into result_writer_open(<results_dir>/<job_id>) -> result_writer_commit() -> succeed.
@@ -268,6 +272,39 @@ out:
     return err;
 }
 
+/* A delete job (ENGINE_DELETE_QUERY): the engine forgets its source object's rows, and the job
+ * succeeds with an empty result whose stats say whether anything was removed. */
+static int run_delete(struct run *r)
+{
+    struct worker *w = r->w;
+    struct engine *e = w->engine;
+    struct result_writer *rw = NULL;
+    struct result_meta meta = {r->job->id, r->job->query, r->job->as_of, r->job->engine};
+    char dir[4096];
+    int removed = 0;
+    int err = HC_OK;
+
+    if (!r->job->source) {
+        r->problem = hc_problem_new(HC_EVALIDATION, "a delete job needs a source");
+        return HC_EVALIDATION;
+    }
+    if (e->ops->delete_object)
+        err = e->ops->delete_object(e, r->job->source, &removed);
+    if (err)
+        return err;
+    r->stats = json_pack("{s:s, s:s, s:b}", "engine", e->ops->name, "source", r->job->source,
+                         "removed", removed);
+    if (!r->stats)
+        return HC_ENOMEM;
+    snprintf(dir, sizeof dir, "%s/%s", w->results_dir, r->job->id);
+    err = result_writer_open(dir, &meta, &rw);
+    if (!err)
+        err = result_writer_commit(rw, r->stats, NULL, NULL);
+    if (!err)
+        err = jobstore_succeed(w->js, r->job->id, r->stats, 0);
+    return err;
+}
+
 /* Records the outcome of a failed attempt (see DESIGN). */
 static void report_failure(struct run *r, int err)
 {
@@ -382,7 +419,7 @@ static void run_job(struct worker *w, struct slot *slot, struct job *job)
         .progress = &slot->progress,
     };
     log_job(LOG_INFO, "job started", job, "handle", job->handle);
-    err = run_engine(&r);
+    err = strcmp(job->query, ENGINE_DELETE_QUERY) == 0 ? run_delete(&r) : run_engine(&r);
     if (err)
         report_failure(&r, err);
     else

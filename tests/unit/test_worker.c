@@ -172,7 +172,8 @@ static void fake_destroy(struct engine *e)
 }
 
 static const struct engine_ops fake_engine_ops = {"fake",          fake_start,  fake_poll,
-                                                  fake_fetch_page, fake_cancel, fake_destroy};
+                                                  fake_fetch_page, fake_cancel, fake_destroy,
+                                                  NULL};
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
