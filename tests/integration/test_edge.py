@@ -40,6 +40,7 @@ PROBLEM = "https://hcpipe.dev/problems/"
 READ_TOKEN = "r3ad-T0ken-0123456789abcdef"
 WRITE_TOKEN = "wr1te-T0ken-0123456789abcdef:with:colons"
 FILE_TOKEN = "f1le-T0ken-0123456789abcdef"
+WEBHOOK_KEY = "webhook-key-0123456789abcdef"
 TOKENS = "reader:read:%s, writer:write:%s" % (READ_TOKEN, WRITE_TOKEN)
 
 
@@ -75,6 +76,7 @@ class Server:
         self.ca = ca
         self.log_path = os.path.join(self.data_dir, "server.log")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
+        full_env["HCPIPE_WEBHOOK_API_KEY"] = WEBHOOK_KEY  # POST /events needs a credential
         full_env.update(env or {})
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -158,6 +160,7 @@ class Server:
 def run_start_failure(args, env=None):
     """Runs serve expecting it to refuse to start; returns (exit code, stderr)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
+    full_env["HCPIPE_WEBHOOK_API_KEY"] = WEBHOOK_KEY
     full_env.update(env or {})
     d = tempfile.mkdtemp(prefix="hcpipe-edge-")
     try:
@@ -323,6 +326,17 @@ def test_tokens_scopes_401_403_and_open_health():
         # Unauthenticated requests never reach a handler, even for unknown jobs.
         assert s.request("GET", "/jobs/nope")[0] == 401
         assert s.request("GET", "/jobs/nope", token=READ_TOKEN)[0] == 404
+        # POST /events keeps its own credential: the webhook key, not a bearer token.
+        test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent",
+                      "Time": "2024-06-03T09:15:42.000Z", "Bucket": "sample",
+                      "RequestId": "R1", "HostId": "H1"}
+        st, _, b = s.request("POST", "/events", test_event, headers={"x-api-key": WEBHOOK_KEY})
+        assert st == 200, (st, b)
+        st, h, b = s.request("POST", "/events", test_event, token=WRITE_TOKEN)
+        assert_problem(st, h, b, 401, "unauthorized")
+        # What an event became is read with a token.
+        assert s.request("GET", "/events/nope")[0] == 401
+        assert s.request("GET", "/events/nope", token=READ_TOKEN)[0] == 404
         # The token file is read again on SIGHUP.
         assert s.request("GET", "/jobs", token=FILE_TOKEN)[0] == 401
         with open(tfile, "a") as f:
@@ -340,7 +354,7 @@ def test_tokens_scopes_401_403_and_open_health():
         s.wait_log("API token reload failed", mark)
         assert s.request("GET", "/jobs", token=FILE_TOKEN)[0] == 200
         log = s.read_log()
-        for secret in (READ_TOKEN, WRITE_TOKEN, FILE_TOKEN):
+        for secret in (READ_TOKEN, WRITE_TOKEN, FILE_TOKEN, WEBHOOK_KEY):
             assert secret not in log, "a token was logged"
         assert '"token":"reader"' in log and '"token":"writer"' in log and '"token":"ci-bot"' in log
     finally:
