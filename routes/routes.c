@@ -124,28 +124,44 @@ static enum reply_result early_or_reply(struct request *req, json_t *problem, co
     return REPLY_OK;
 }
 
-enum reply_result route_begin_or_reply(struct request *req)
+int routes_match(const char *method, const char *path, const struct route **route_out,
+                 char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX], size_t *n_params_out, char *allow,
+                 size_t allow_size)
 {
-    char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX];
-    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    char allow[64] = "", detail[160];
-    size_t n_params, cap;
-    unsigned long long declared;
+    char found[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX];
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    size_t n_found;
 
+    *route_out = NULL;
+    *n_params_out = 0;
+    if (allow_size)
+        allow[0] = '\0';
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!path_match(routes[i].path, req->path, params, &n_params))
+        if (!path_match(routes[i].path, path, found, &n_found))
             continue;
-        if (strcmp(routes[i].method, method) == 0) {
-            req->route = &routes[i];
-            memcpy(req->params, params, sizeof params);
-            req->n_params = n_params;
-            break;
+        if (strcmp(routes[i].method, m) == 0) {
+            *route_out = &routes[i];
+            memcpy(params, found, sizeof found);
+            *n_params_out = n_found;
+            return 1;
         }
         /* The same path with another method: collect it for Allow. */
-        snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s%s",
-                 allow[0] ? ", " : "", routes[i].method,
-                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        if (allow_size)
+            snprintf(allow + strlen(allow), allow_size - strlen(allow), "%s%s%s",
+                     allow[0] ? ", " : "", routes[i].method,
+                     strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
+    return 0;
+}
+
+enum reply_result route_begin_or_reply(struct request *req)
+{
+    char allow[64] = "", detail[160];
+    size_t cap;
+    unsigned long long declared;
+
+    routes_match(req->method, req->path, &req->route, req->params, &req->n_params, allow,
+                 sizeof allow);
     if (!req->route && allow[0]) {
         snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s", req->method, allow);
         return early_or_reply(req, hc_problem_new(HC_EMETHOD, detail), allow, 0);
