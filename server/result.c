@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "server/error.h"
+#include "server/fault.h"
 
 #define RESULT_IOBUF (256 * 1024)
 
@@ -316,7 +317,7 @@ static int sink_row(void *ctx, const struct value *vals)
     putc('}', w->json);
     fputs("\r\n", w->csv);
     w->rows++;
-    if (ferror(w->json) || ferror(w->csv))
+    if (ferror(w->json) || ferror(w->csv) || FAULT_FAIL(FAULT_WRITE))
         return w->err = (errno == ENOSPC ? HC_EDISKFULL : HC_EIO);
     return HC_OK;
 }
@@ -367,7 +368,7 @@ static FILE *open_tmp(const char *dir, const char *name, char **path_out)
     if (!path)
         return NULL;
     snprintf(path, n, "%s/.%s.XXXXXX", dir, name);
-    fd = mkostemp(path, O_CLOEXEC);
+    fd = FAULT_FAIL(FAULT_WRITE) ? -1 : mkostemp(path, O_CLOEXEC);
     if (fd < 0) {
         free(path);
         return NULL;
@@ -461,7 +462,7 @@ static int finish_file(FILE **fp)
     int rc = HC_OK;
 
     *fp = NULL;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+    if (fflush(f) != 0 || FAULT_FAIL(FAULT_WRITE) || fsync(fileno(f)) != 0)
         rc = errno == ENOSPC ? HC_EDISKFULL : HC_EIO;
     if (fclose(f) != 0 && rc == HC_OK)
         rc = errno == ENOSPC ? HC_EDISKFULL : HC_EIO;
@@ -503,7 +504,8 @@ int result_writer_commit(struct result_writer *w, json_t *stats, json_t *warning
     if (rc == HC_OK) {
         snprintf(json_path, n, "%s/result.json", w->dir);
         snprintf(csv_path, n, "%s/result.csv", w->dir);
-        if (rename(w->json_tmp, json_path) != 0 || rename(w->csv_tmp, csv_path) != 0)
+        if (FAULT_FAIL(FAULT_WRITE) || rename(w->json_tmp, json_path) != 0 ||
+            FAULT_FAIL(FAULT_WRITE) || rename(w->csv_tmp, csv_path) != 0)
             rc = HC_EIO;
     }
     if (rc == HC_OK) {
