@@ -73,6 +73,23 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIBOBJS) \
 		$(LDLIBS) -lcmocka
 
+# tests/unit/test_fault.c: the fault-injection build (server/fault.h). The files with seams are
+# compiled again with -DHCPIPE_FAULT_INJECTION, and hcpipe's allocations go through the fault
+# wrappers at link time; every other program keeps the normal objects.
+FAULT_SRCS := server/fault.c server/jobstore.c server/result.c
+FAULT_OBJS := $(filter-out $(FAULT_SRCS:%.c=$(BUILD)/%.o),$(LIBOBJS)) $(FAULT_SRCS:%.c=$(BUILD)/fault/%.o)
+FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+
+$(BUILD)/fault/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fault injection)"
+	@$(CC) $(CPPFLAGS) -DHCPIPE_FAULT_INJECTION $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/test_fault: tests/unit/test_fault.c $(FAULT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DHCPIPE_FAULT_INJECTION $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) \
+		$(FAULT_WRAP) -o $@ $< $(FAULT_OBJS) $(LDLIBS) -lcmocka
+
 unit: $(UNIT_BINS)
 
 test: $(BUILD)/hcpipe $(UNIT_BINS)
@@ -127,5 +144,5 @@ lint:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(FAULT_SRCS:%.c=$(BUILD)/fault/%.d)
 .SECONDARY:

@@ -181,29 +181,45 @@ static enum reply_result token_or_reply(struct request *req)
         hdr ? "Bearer realm=\"hcpipe\", error=\"invalid_token\"" : "Bearer realm=\"hcpipe\"", 0);
 }
 
+int routes_match(const char *method, const char *path, const struct route **route_out,
+                 char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX], size_t *n_params_out, char *allow,
+                 size_t allow_size)
+{
+    char found[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX];
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    size_t n_found;
+
+    *route_out = NULL;
+    *n_params_out = 0;
+    if (allow_size)
+        allow[0] = '\0';
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_match(routes[i].path, path, found, &n_found))
+            continue;
+        if (strcmp(routes[i].method, m) == 0) {
+            *route_out = &routes[i];
+            memcpy(params, found, sizeof found);
+            *n_params_out = n_found;
+            return 1;
+        }
+        /* The same path with another method: collect it for Allow. */
+        if (allow_size)
+            snprintf(allow + strlen(allow), allow_size - strlen(allow), "%s%s%s",
+                     allow[0] ? ", " : "", routes[i].method,
+                     strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+    }
+    return 0;
+}
+
 enum reply_result route_begin_or_reply(struct request *req)
 {
-    char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX];
-    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
     char allow[64] = "", detail[160];
-    size_t n_params, cap;
+    size_t cap;
     unsigned long long declared;
     enum reply_result r;
 
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!path_match(routes[i].path, req->path, params, &n_params))
-            continue;
-        if (strcmp(routes[i].method, method) == 0) {
-            req->route = &routes[i];
-            memcpy(req->params, params, sizeof params);
-            req->n_params = n_params;
-            break;
-        }
-        /* The same path with another method: collect it for Allow. */
-        snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s%s",
-                 allow[0] ? ", " : "", routes[i].method,
-                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
-    }
+    routes_match(req->method, req->path, &req->route, req->params, &req->n_params, allow,
+                 sizeof allow);
     if (!req->route && allow[0]) {
         snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s", req->method, allow);
         return early_or_reply(req, hc_problem_new(HC_EMETHOD, detail), MHD_HTTP_HEADER_ALLOW, allow,

@@ -38,6 +38,13 @@ struct route {
 /* The table (borrowed, static) and its length. */
 const struct route *routes_table(size_t *n_out);
 
+/* Matches method (HEAD as GET) and path (no query) against the table. 1: *route_out and the
+ * path parameters (params, *n_params_out) are set. 0: no route; allow (allow_size bytes, may be
+ * 0) lists the methods the path takes, "" when the path is unknown (404). */
+int routes_match(const char *method, const char *path, const struct route **route_out,
+                 char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX], size_t *n_params_out, char *allow,
+                 size_t allow_size);
+
 /* First callback of a request: matches the route and checks Content-Length against its cap.
  * REPLY_OK: the body may be read (req->route, params and the body cap are set, or an error
  * answer waits in req->pending until the body is in); otherwise a response (404, 405, 413) was

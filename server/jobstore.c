@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "server/error.h"
+#include "server/fault.h"
 #include "server/log.h"
 #include "server/sys.h"
 
@@ -153,6 +154,20 @@ static int exec(struct jobstore *js, const char *sql)
     return rc == SQLITE_OK ? HC_OK : db_err(js, rc, sql);
 }
 
+/* Ends the transaction: COMMIT when err is HC_OK, else (or when COMMIT fails) ROLLBACK, so a
+ * failed call changes nothing. A failed ROLLBACK is tried once more: a transaction left open
+ * would refuse every later BEGIN. Returns err, or COMMIT's error. */
+static int end_tx(struct jobstore *js, int err)
+{
+    if (!err)
+        err = exec(js, "COMMIT");
+    if (err && !sqlite3_get_autocommit(js->db) &&
+        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
+        !sqlite3_get_autocommit(js->db))
+        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
 static int user_version(struct jobstore *js, int *out)
 {
     sqlite3_stmt *st = NULL;
@@ -190,11 +205,7 @@ static int migrate(struct jobstore *js)
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
         err = exec(js, sql);
     }
-    if (!err)
-        err = exec(js, "COMMIT");
-    if (err)
-        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
-    return err;
+    return end_tx(js, err);
 }
 
 int jobstore_open(const char *path, struct jobstore **out)
@@ -641,9 +652,19 @@ int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job
     if (!spec->query || spec->timeout_s < 0)
         return HC_EINVAL;
     pthread_mutex_lock(&js->lock);
-    err = insert_locked(js, spec, sys_now_ms(), id);
-    if (!err && out)
-        err = get_locked(js, id, out);
+    /* One transaction with the read-back: an error means no job was stored, so a client that
+     * got one may submit again without making a duplicate. */
+    err = exec(js, "BEGIN IMMEDIATE");
+    if (!err) {
+        err = insert_locked(js, spec, sys_now_ms(), id);
+        if (!err && out)
+            err = get_locked(js, id, out);
+        err = end_tx(js, err);
+    }
+    if (err && out) {
+        job_free(*out);
+        *out = NULL;
+    }
     pthread_mutex_unlock(&js->lock);
     return err;
 }
@@ -788,7 +809,13 @@ int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out)
     pthread_mutex_lock(&js->lock);
     /* One statement: the pick and the update are atomic even against another process. The
      * partial index jobs_claim holds exactly the runnable states in claim order, so the pick is
-     * its first entry (the planner would otherwise sort every queued job). */
+     * its first entry (the planner would otherwise sort every queued job). It runs in an
+     * explicit transaction: when reading the returned row fails, the claim is rolled back
+     * (autocommit would commit it at finalize and leave the job `running` with nobody running
+     * it until the next restart). */
+    err = exec(js, "BEGIN IMMEDIATE");
+    if (err)
+        goto out;
     err = prepare(js,
                   "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
                   " started_ms = :now, updated_ms = :now"
@@ -797,21 +824,22 @@ int jobstore_claim(struct jobstore *js, int64_t now_ms, struct job **out)
                   "   ORDER BY next_run_ms, created_ms, rowid LIMIT 1)"
                   " RETURNING " JOB_COLS,
                   &st);
-    if (err)
-        goto out;
-    bind_int64(st, ":now", now_ms);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        err = row_to_job(st, out);
+    if (!err) {
+        bind_int64(st, ":now", now_ms);
         rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE && !err)
+        if (rc == SQLITE_ROW) {
+            err = row_to_job(st, out);
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_DONE && !err)
+                err = db_err(js, rc, "claim");
+        } else if (rc == SQLITE_DONE) {
+            err = HC_ENOTFOUND;
+        } else {
             err = db_err(js, rc, "claim");
-    } else if (rc == SQLITE_DONE) {
-        err = HC_ENOTFOUND;
-    } else {
-        err = db_err(js, rc, "claim");
+        }
+        sqlite3_finalize(st);
     }
-    sqlite3_finalize(st);
+    err = end_tx(js, err);
     if (err && *out) {
         job_free(*out);
         *out = NULL;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "server/error.h"
+#include "server/fault.h"
 
 #define RESULT_IOBUF (256 * 1024)
 
@@ -60,22 +61,32 @@ const char *col_type_name(enum col_type t)
 
 /* ---- formatting ---- */
 
-/* Days since 1970-01-01 to YYYY-MM-DD (proleptic Gregorian calendar). */
-static void format_date(int64_t days, char out[48])
+/* Days since 1970-01-01 of 0000-01-01 and 9999-12-31: the dates YYYY-MM-DD can write. */
+#define DATE_MIN_DAYS (-719528)
+#define DATE_MAX_DAYS 2932896
+
+/* Days since 1970-01-01 to YYYY-MM-DD (proleptic Gregorian calendar). Returns 0, writing
+ * nothing, for a day outside years 0000..9999 (the caller writes null). */
+static int format_date(int64_t days, char out[48])
 {
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t z, era, doe, yoe, y, doy, mp, d, m;
+
+    if (days < DATE_MIN_DAYS || days > DATE_MAX_DAYS)
+        return 0;
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
 
     if (m <= 2)
         y++;
     snprintf(out, 48, "%04d-%02d-%02d", (int)y, (int)m, (int)d);
+    return 1;
 }
 
 /* Writes a decimal integer (faster than fprintf for millions of values). */
@@ -180,8 +191,10 @@ static void json_value(FILE *f, enum col_type t, const struct value *v)
         put_i64(f, v->i);
         break;
     case COL_DATE:
-        format_date(v->i, tmp);
-        fprintf(f, "\"%s\"", tmp);
+        if (format_date(v->i, tmp))
+            fprintf(f, "\"%s\"", tmp);
+        else
+            fputs("null", f);
         break;
     case COL_DOUBLE:
         if (isfinite(v->d))
@@ -210,8 +223,8 @@ static void csv_value(FILE *f, enum col_type t, const struct value *v)
         put_i64(f, v->i);
         break;
     case COL_DATE:
-        format_date(v->i, tmp);
-        fputs(tmp, f);
+        if (format_date(v->i, tmp))
+            fputs(tmp, f);
         break;
     case COL_DOUBLE:
         if (isfinite(v->d))
@@ -304,7 +317,7 @@ static int sink_row(void *ctx, const struct value *vals)
     putc('}', w->json);
     fputs("\r\n", w->csv);
     w->rows++;
-    if (ferror(w->json) || ferror(w->csv))
+    if (ferror(w->json) || ferror(w->csv) || FAULT_FAIL(FAULT_WRITE))
         return w->err = (errno == ENOSPC ? HC_EDISKFULL : HC_EIO);
     return HC_OK;
 }
@@ -355,7 +368,7 @@ static FILE *open_tmp(const char *dir, const char *name, char **path_out)
     if (!path)
         return NULL;
     snprintf(path, n, "%s/.%s.XXXXXX", dir, name);
-    fd = mkostemp(path, O_CLOEXEC);
+    fd = FAULT_FAIL(FAULT_WRITE) ? -1 : mkostemp(path, O_CLOEXEC);
     if (fd < 0) {
         free(path);
         return NULL;
@@ -449,7 +462,7 @@ static int finish_file(FILE **fp)
     int rc = HC_OK;
 
     *fp = NULL;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+    if (fflush(f) != 0 || FAULT_FAIL(FAULT_WRITE) || fsync(fileno(f)) != 0)
         rc = errno == ENOSPC ? HC_EDISKFULL : HC_EIO;
     if (fclose(f) != 0 && rc == HC_OK)
         rc = errno == ENOSPC ? HC_EDISKFULL : HC_EIO;
@@ -491,7 +504,8 @@ int result_writer_commit(struct result_writer *w, json_t *stats, json_t *warning
     if (rc == HC_OK) {
         snprintf(json_path, n, "%s/result.json", w->dir);
         snprintf(csv_path, n, "%s/result.csv", w->dir);
-        if (rename(w->json_tmp, json_path) != 0 || rename(w->csv_tmp, csv_path) != 0)
+        if (FAULT_FAIL(FAULT_WRITE) || rename(w->json_tmp, json_path) != 0 ||
+            FAULT_FAIL(FAULT_WRITE) || rename(w->csv_tmp, csv_path) != 0)
             rc = HC_EIO;
     }
     if (rc == HC_OK) {

@@ -8,7 +8,8 @@
  *
  * result.json: {"job_id", "query", "as_of", "engine", "columns": [{"name","type"}], "rows":
  * [{...}], "row_count", "stats": {...}, "warnings": [...], "bad_records"?: [...]} with numbers as
- * JSON numbers, nulls as null, dates as "YYYY-MM-DD".
+ * JSON numbers, nulls as null, dates as "YYYY-MM-DD" (a date outside years 0000..9999 and a
+ * non-finite double are written as null, in both files).
  * result.csv: RFC 4180 (CRLF line ends), a header row, null as an empty unquoted field, the empty
  * string as "".
  */
@@ -22,16 +23,16 @@
 enum col_type { COL_VARCHAR, COL_BIGINT, COL_DATE, COL_DOUBLE, COL_BOOLEAN };
 
 struct column {
-    const char *name;    /* borrowed */
+    const char *name; /* borrowed */
     enum col_type type;
 };
 
 struct value {
-    int is_null;         /* 1: SQL NULL; the other members are unused */
-    int64_t i;           /* BIGINT, BOOLEAN (0/1), DATE (days since 1970-01-01) */
-    double d;            /* DOUBLE */
-    const char *s;       /* VARCHAR bytes (UTF-8), borrowed for the call */
-    size_t len;          /* VARCHAR length in bytes */
+    int is_null;   /* 1: SQL NULL; the other members are unused */
+    int64_t i;     /* BIGINT, BOOLEAN (0/1), DATE (days since 1970-01-01) */
+    double d;      /* DOUBLE */
+    const char *s; /* VARCHAR bytes (UTF-8), borrowed for the call */
+    size_t len;    /* VARCHAR length in bytes */
 };
 
 /* Where an engine sends its rows. */
@@ -49,8 +50,8 @@ const char *col_type_name(enum col_type t);
 struct result_meta {
     const char *job_id;
     const char *query;
-    const char *as_of;   /* YYYY-MM-DD */
-    const char *engine;  /* "local" | "athena" */
+    const char *as_of;  /* YYYY-MM-DD */
+    const char *engine; /* "local" | "athena" */
 };
 
 struct result_writer;

@@ -73,10 +73,12 @@
 #include "server/result.h"
 #include "server/sys.h"
 
-#define IDLE_POLL_MS 250  /* an idle worker looks for runnable jobs at least this often */
-#define MONITOR_MS   100  /* the monitor checks cancel requests and deadlines this often */
-#define POLL_MIN_MS  5    /* first sleep between engine polls */
-#define POLL_MAX_MS  1000 /* longest sleep between engine polls */
+#define IDLE_POLL_MS  250  /* an idle worker looks for runnable jobs at least this often */
+#define MONITOR_MS    100  /* the monitor checks cancel requests and deadlines this often */
+#define POLL_MIN_MS   5    /* first sleep between engine polls */
+#define POLL_MAX_MS   1000 /* longest sleep between engine polls */
+#define RECORD_MS     50   /* first pause before recording again a failure the store refused */
+#define RECORD_MAX_MS 2000 /* longest such pause */
 
 enum stop_reason { REASON_NONE, REASON_CANCEL, REASON_DEADLINE, REASON_SHUTDOWN };
 
@@ -309,6 +311,14 @@ static int run_delete(struct run *r)
     return err;
 }
 
+/* Records a failed attempt: requeued without spending the attempt (engine busy), or failed. */
+static int record_failure(struct worker *w, const struct job *job, json_t *problem,
+                          int64_t retry_at, int dead, int requeue)
+{
+    return requeue ? jobstore_requeue(w->js, job->id, problem, retry_at)
+                   : jobstore_fail(w->js, job->id, problem, retry_at, dead);
+}
+
 /* Records the outcome of a failed attempt (see DESIGN). */
 static void report_failure(struct run *r, int err)
 {
@@ -355,8 +365,24 @@ static void report_failure(struct run *r, int err)
     }
     if (problem)
         json_object_set_new(problem, "attempt", json_integer(job->attempts));
-    rc = requeue ? jobstore_requeue(w->js, job->id, problem, retry_at)
-                 : jobstore_fail(w->js, job->id, problem, retry_at, dead);
+    rc = record_failure(w, job, problem, retry_at, dead, requeue);
+    /* The store may refuse for a passing reason (the disk filled up, often by this very job):
+     * keep trying (this worker thread waits; a full disk stops the others too) until it is
+     * recorded or the pool stops, or the job would stay `running` with no worker until the next
+     * restart. worker_stop() leaves it `running` for jobstore_recover(), as for any shutdown. */
+    for (int64_t pause = RECORD_MS;
+         (rc == HC_EDISKFULL || rc == HC_EIO || rc == HC_EDB || rc == HC_ENOMEM) &&
+         !atomic_load(&w->stopping);
+         pause = pause * 2 > RECORD_MAX_MS ? RECORD_MAX_MS : pause * 2) {
+        if (pause == RECORD_MS)
+            log_job(LOG_ERROR, "could not record the failure; trying again until it is recorded",
+                    job, "error", hc_err_slug(rc));
+        pthread_mutex_lock(&w->lock);
+        if (!atomic_load(&w->stopping))
+            timed_wait_locked(w, pause);
+        pthread_mutex_unlock(&w->lock);
+        rc = record_failure(w, job, problem, retry_at, dead, requeue);
+    }
     log_job(retry_at >= 0 ? LOG_WARN : LOG_ERROR, "job attempt failed", job, "error",
             hc_err_slug(err));
     if (rc)

@@ -9,6 +9,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${HCPIPE_BIN:?HCPIPE_BIN must name the binary}"
 : "${HCPIPE_BUILD:?HCPIPE_BUILD must name the build folder}"
 export HCPIPE_BIN HCPIPE_BUILD
+# Under ThreadSanitizer a race report stops the program (a test then fails) and known
+# third-party false positives are suppressed (tests/tsan.supp says which and why).
+case "${SANITIZER:-}" in
+*thread*)
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$here/tsan.supp ${TSAN_OPTIONS:-}"
+    export TSAN_OPTIONS ;;
+esac
 passed=0 failed=0 skipped=0
 failures=""
 log=$(mktemp)

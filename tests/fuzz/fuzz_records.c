@@ -346,10 +346,13 @@ bad:
     buf_puts(b, "B");
 }
 
-/* Compares the parser's entry for each NDJSON line with the reference's verdict. */
+/* Compares the parser's entry for each NDJSON line with the reference's verdict. Where jansson
+ * cannot judge (see skip: e.g. it refuses a key holding \u0000, which the parser rightly treats
+ * as an unknown key; test_records records_nul_in_key_is_unknown) the line is not compared. */
 static void check_reference(const uint8_t *data, size_t size, size_t max, const struct run *run)
 {
-    static const char *const skip[] = {"Unicode", "too big", "overflow", "duplicate", "depth"};
+    static const char *const skip[] = {"Unicode",   "too big", "overflow",
+                                       "duplicate", "depth",   "NUL byte in object key"};
     size_t off = 0, line = 0;
 
     if (size >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
@@ -413,7 +416,8 @@ static void check_reference(const uint8_t *data, size_t size, size_t max, const 
 
 static int skip_error(const char *text)
 {
-    static const char *const skip[] = {"Unicode", "too big", "overflow", "duplicate", "depth"};
+    static const char *const skip[] = {"Unicode",   "too big", "overflow",
+                                       "duplicate", "depth",   "NUL byte in object key"};
 
     for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
         if (strstr(text, skip[k]))

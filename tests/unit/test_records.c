@@ -476,6 +476,21 @@ static void records_ndjson_lines(void **state)
     free(log);
 }
 
+/* Regression (fuzz_records): a key holding \u0000 (jansson, the fuzz oracle, refuses such keys)
+ * is an unknown key: neither a second facility_id nor a reason to refuse the record. */
+static void records_nul_in_key_is_unknown(void **state)
+{
+    const char *rec = "REC 1 id=\"A\" name=null count=null loc=nullnullnullnull services=\n";
+    char want[256];
+    char *log;
+
+    (void)state;
+    log = runs("{\"facility_id\":\"A\",\"facility_id\\u0000x\":\"B\"}\n");
+    snprintf(want, sizeof want, "%src=0 err= seen=1", rec);
+    assert_string_equal(log, want);
+    free(log);
+}
+
 static void records_empty_input(void **state)
 {
     static const char *const inputs[] = {"", " ", "\n\n\r\n\t ", "\xEF\xBB\xBF", "\xEF\xBB\xBF\n"};
@@ -754,13 +769,21 @@ static void records_callback_stops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(records_sample_wrapped),    cmocka_unit_test(records_sample_ndjson),
-        cmocka_unit_test(records_array_handwritten), cmocka_unit_test(records_bad_rules),
-        cmocka_unit_test(records_array_unreadable),  cmocka_unit_test(records_ndjson_lines),
-        cmocka_unit_test(records_empty_input),       cmocka_unit_test(records_format_detection),
-        cmocka_unit_test(records_unknown_fields),    cmocka_unit_test(records_strings),
-        cmocka_unit_test(records_numbers),           cmocka_unit_test(records_deep_nesting),
-        cmocka_unit_test(records_huge_record),       cmocka_unit_test(records_dates),
+        cmocka_unit_test(records_sample_wrapped),
+        cmocka_unit_test(records_sample_ndjson),
+        cmocka_unit_test(records_array_handwritten),
+        cmocka_unit_test(records_bad_rules),
+        cmocka_unit_test(records_array_unreadable),
+        cmocka_unit_test(records_ndjson_lines),
+        cmocka_unit_test(records_nul_in_key_is_unknown),
+        cmocka_unit_test(records_empty_input),
+        cmocka_unit_test(records_format_detection),
+        cmocka_unit_test(records_unknown_fields),
+        cmocka_unit_test(records_strings),
+        cmocka_unit_test(records_numbers),
+        cmocka_unit_test(records_deep_nesting),
+        cmocka_unit_test(records_huge_record),
+        cmocka_unit_test(records_dates),
         cmocka_unit_test(records_callback_stops),
     };
 

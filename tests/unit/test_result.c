@@ -243,6 +243,44 @@ static void result_empty_and_defaults(void **state)
     free(csv);
 }
 
+/* Regression (hardening): a DATE far outside 0000..9999 overflowed the day arithmetic (UB) and
+ * wrapped the year through an int; such a date is now null in both files, the edges are dates. */
+static void result_date_out_of_range_is_null(void **state)
+{
+    static const struct column dcols[] = {{"d", COL_DATE}};
+    static const int64_t days[] = {INT64_MAX, INT64_MIN, 2932897, -719529, 2932896, -719528};
+    struct result_meta meta = {"job-5", "facility_metrics", "2026-01-01", "local"};
+    struct result_writer *w;
+    struct result_sink sink;
+    json_t *doc, *rows;
+    char *text, *csv;
+
+    (void)state;
+    assert_int_equal(result_writer_open(dir, &meta, &w), HC_OK);
+    sink = result_writer_sink(w);
+    assert_int_equal(sink.columns(sink.ctx, dcols, 1), HC_OK);
+    for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
+        struct value v = {.i = days[i]};
+        assert_int_equal(sink.row(sink.ctx, &v), HC_OK);
+    }
+    assert_int_equal(result_writer_commit(w, NULL, NULL, NULL), HC_OK);
+    text = slurp("result.json", NULL);
+    doc = json_loads(text, 0, NULL);
+    assert_non_null(doc);
+    rows = json_object_get(doc, "rows");
+    for (size_t i = 0; i < 4; i++)
+        assert_true(json_is_null(json_object_get(json_array_get(rows, i), "d")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 4), "d")),
+                        "9999-12-31");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 5), "d")),
+                        "0000-01-01");
+    csv = slurp("result.csv", NULL);
+    assert_string_equal(csv, "d\r\n\r\n\r\n\r\n\r\n9999-12-31\r\n0000-01-01\r\n");
+    json_decref(doc);
+    free(text);
+    free(csv);
+}
+
 static void result_abort_leaves_nothing(void **state)
 {
     struct result_meta meta = {"job-3", "facility_metrics", "2026-01-01", "local"};
@@ -279,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(result_renders_csv_and_json, setup, teardown),
         cmocka_unit_test_setup_teardown(result_empty_and_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(result_abort_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(result_date_out_of_range_is_null, setup, teardown),
         cmocka_unit_test(result_col_type_names),
     };
 

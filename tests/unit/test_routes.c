@@ -145,6 +145,31 @@ static void routes_auth_matches_spec(void **state)
     json_decref(spec);
 }
 
+/* routes_match(): parameters, HEAD as GET, 405 with the path's methods, 404 with none. */
+static void routes_match_params_and_allow(void **state)
+{
+    char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX], allow[64];
+    const struct route *r;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(routes_match("POST", "/jobs/abc/cancel", &r, params, &n, allow, sizeof allow),
+                     1);
+    assert_string_equal(r->path, "/jobs/{id}/cancel");
+    assert_int_equal(n, 1);
+    assert_string_equal(params[0], "abc");
+    assert_int_equal(
+        routes_match("HEAD", "/jobs/x/result.csv", &r, params, &n, allow, sizeof allow), 1);
+    assert_string_equal(r->method, "GET");
+    assert_int_equal(routes_match("PUT", "/jobs", &r, params, &n, allow, sizeof allow), 0);
+    assert_null(r);
+    assert_string_equal(allow, "POST, GET, HEAD");
+    assert_int_equal(routes_match("GET", "/jobs//cancel", &r, params, &n, allow, sizeof allow), 0);
+    assert_string_equal(allow, "");
+    assert_int_equal(routes_match("GET", "/jobs/a/b", &r, params, &n, NULL, 0), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +177,7 @@ int main(void)
         cmocka_unit_test(routes_spec_in_table),
         cmocka_unit_test(routes_table_well_formed),
         cmocka_unit_test(routes_auth_matches_spec),
+        cmocka_unit_test(routes_match_params_and_allow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
