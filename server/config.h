@@ -10,22 +10,27 @@
 #include <stddef.h>
 
 struct config {
-    char *listen;            /* "host:port", default 127.0.0.1:8080 */
-    char *data_dir;          /* default ./var */
-    char *engine;            /* "local" (default) | "athena" */
-    int workers;             /* worker threads, default 2 */
-    int job_timeout_s;       /* default 900 */
-    int max_attempts;        /* default 5 */
-    char *log_level;         /* default info */
-    char **seeds;            /* sources (s3://bucket/key) loaded by jobs queued at start */
+    char *listen;      /* "host:port" as given, default 127.0.0.1:8080 */
+    char *listen_host; /* the host part without brackets, e.g. "127.0.0.1" or "::1" */
+    int listen_port;   /* 0..65535 (0: any free port) */
+    int listen_ipv6;   /* 1 when listen_host is an IPv6 address */
+    char *data_dir;    /* default ./var */
+    char *engine;      /* "local" (default) | "athena" */
+    int workers;       /* worker threads, default 2 */
+    int job_timeout_s; /* default 900 */
+    int max_attempts;  /* default 5 */
+    char *log_level;   /* default info */
+    char **seeds;      /* sources (s3://bucket/key) loaded by jobs queued at start */
     size_t n_seeds;
     int insecure_dev_events; /* accept /events without a credential (development only) */
     size_t max_body;         /* request body cap in bytes, default 1 MiB */
 };
 
 /* Fills `cfg` from argv (the arguments after "serve") and the environment. On a bad value or
- * unknown flag, writes a message naming the setting into err (errlen bytes) and returns -1;
- * returns 1 when --help was given (usage already printed), 0 otherwise. */
+ * unknown flag, writes a message naming the setting into err (errlen bytes), e.g.
+ * `invalid HCPIPE_WORKERS "abc": expected an integer 1..64`, and returns -1; returns 1 when
+ * --help was given (nothing printed; the caller prints config_usage()), 0 otherwise. In every
+ * case `cfg` must be released with config_free(). */
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 
 /* Frees what config_load() allocated. */
@@ -33,5 +38,10 @@ void config_free(struct config *cfg);
 
 /* The usage text of `hcpipe serve` (static). */
 const char *config_usage(void);
+
+/* Checks an "s3://bucket/key" source: bucket 3..63 of [a-z0-9.-] starting and ending with a
+ * letter or digit, key 1..1024 bytes with no NUL and no "." or ".." segment. Returns 0, or -1
+ * with the reason (static text) in *why. */
+int config_check_source(const char *src, const char **why);
 
 #endif

@@ -198,7 +198,9 @@ static int load_source(struct engine_local *el, const struct engine_job *job,
                                     .interrupt = interrupt_check,
                                     .interrupt_ctx = intr};
     err = warehouse_load_begin(el->wh, &obj, job->on_bad_record, &ld, ls, bad_out);
-    if (err || !ld) /* an error, or unchanged: nothing to read */
+    if (err == HC_ECANCELLED && intr->why)
+        err = intr->why; /* stopped while waiting for the write lock */
+    if (err || !ld)      /* an error, or unchanged: nothing to read */
         goto out;
     lc.ld = ld;
     {

@@ -24,6 +24,11 @@
 
 #define RESULT_IOBUF (256 * 1024)
 
+/* Each writer's FILEs are used by one thread at a time: skip stdio's per-call locking. */
+#define putc(c, f)         putc_unlocked(c, f)
+#define fputs(s, f)        fputs_unlocked(s, f)
+#define fwrite(p, n, m, f) fwrite_unlocked(p, n, m, f)
+
 struct result_writer {
     char *dir;
     char *json_tmp, *csv_tmp; /* temporary paths */
@@ -71,6 +76,22 @@ static void format_date(int64_t days, char out[48])
     if (m <= 2)
         y++;
     snprintf(out, 48, "%04d-%02d-%02d", (int)y, (int)m, (int)d);
+}
+
+/* Writes a decimal integer (faster than fprintf for millions of values). */
+static void put_i64(FILE *f, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    fwrite(tmp + i, 1, sizeof tmp - i, f);
 }
 
 static void json_str(FILE *f, const char *s, size_t len)
@@ -156,7 +177,7 @@ static void json_value(FILE *f, enum col_type t, const struct value *v)
         json_str(f, v->s ? v->s : "", v->s ? v->len : 0);
         break;
     case COL_BIGINT:
-        fprintf(f, "%" PRId64, v->i);
+        put_i64(f, v->i);
         break;
     case COL_DATE:
         format_date(v->i, tmp);
@@ -186,7 +207,7 @@ static void csv_value(FILE *f, enum col_type t, const struct value *v)
         csv_str(f, v->s ? v->s : "", v->s ? v->len : 0);
         break;
     case COL_BIGINT:
-        fprintf(f, "%" PRId64, v->i);
+        put_i64(f, v->i);
         break;
     case COL_DATE:
         format_date(v->i, tmp);

@@ -10,6 +10,7 @@
  *   current(facility_id, fac, load_id)                 WITHOUT ROWID: the row that is current for
  *                                                      each facility_id (most recently loaded)
  * facilities.cur mirrors `current` (1 on the current row) so queries need no extra lookup.
+ * facilities.position is the record's position in its object (schema version 2).
  * Superseded rows are kept (cur = 0): deleting or reloading the newer object makes them current
  * again. Dates are stored as integer days since 1970-01-01.
  *
@@ -68,17 +69,19 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out);
 /* Starts loading `obj` under the write lock. When the object is unchanged (same size and version,
  * and either loaded without bad records or policy is skip), nothing is started: *out is NULL,
  * st_out describes the stored load, and *bad_records_out (may be NULL) gets its skipped records
- * (new ref). Otherwise *out is the load (finish with commit or abort). */
+ * (new ref). Otherwise *out is the load (finish with commit or abort). While waiting for the
+ * write lock, obj->interrupt is asked every 100 ms; HC_ECANCELLED when it says stop. */
 int warehouse_load_begin(struct warehouse *w, const struct warehouse_object *obj,
                          enum bad_record_policy policy, struct warehouse_load **out,
                          struct warehouse_load_stats *st_out, json_t **bad_records_out);
 
-/* Adds one valid record. A facility_id already seen in this load makes it a bad record. Returns
- * HC_OK; HC_EBADRECORDS when policy is fail and the list of bad records is full (stop parsing);
- * HC_EDB/HC_EDISKFULL on database errors. */
+/* Adds one valid record. A facility_id already seen in this load makes the later record a bad
+ * one; that is found by warehouse_load_commit(), which claims `current` in facility_id order.
+ * Returns HC_OK, or HC_EDB/HC_EDISKFULL/HC_EIO on database errors. */
 int warehouse_load_record(struct warehouse_load *ld, const struct facility_record *rec);
 
-/* Reports a bad record. Same returns as warehouse_load_record(). */
+/* Reports a bad record. Returns HC_OK; HC_EBADRECORDS when policy is fail and the list of bad
+ * records is full (stop parsing); HC_ENOMEM. */
 int warehouse_load_bad(struct warehouse_load *ld, uint64_t position, const char *reason);
 
 /* Number of bad records so far. */

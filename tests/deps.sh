@@ -30,3 +30,9 @@ fi
 if ! command -v moto_server >/dev/null 2>&1; then
     python3 -m pip install "moto[server]==5.2.1" || echo "deps.sh: could not install moto; AWS peer tests will skip" >&2
 fi
+
+# The pinned OpenAPI linter (tests/integration/test_openapi_lint.sh), from openapi/package.json
+# + openapi/package-lock.json into openapi/node_modules.
+if command -v npm >/dev/null 2>&1 && [ ! -x "$here/../openapi/node_modules/.bin/redocly" ]; then
+    npm ci --prefix "$here/../openapi" --no-audit --no-fund
+fi

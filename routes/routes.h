@@ -1,0 +1,63 @@
+/*
+ * routes: the route table (data) and the one dispatcher, plus the handlers of each resource
+ * (one file per resource: jobs.c, results.c, health.c).
+ *
+ * The dispatcher alone matches method and path (404 vs 405 with Allow, HEAD served as GET),
+ * extracts path parameters ({id}), enforces the route's body cap (413), checks auth (a
+ * placeholder today), and parses a JSON body (400 invalid-json with line and column). A handler
+ * gets a request whose route, params and json are set, and answers with a reply_* function of
+ * server/httpd.h.
+ */
+#ifndef HCPIPE_ROUTES_H
+#define HCPIPE_ROUTES_H
+
+#include <stddef.h>
+
+#include "server/httpd.h"
+
+/* Who may call a route (only AUTH_NONE is enforced today; the others come with their issues). */
+enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_WEBHOOK_KEY };
+
+/* max_body value meaning "the service's --max-body". */
+#define ROUTE_BODY_DEFAULT ((size_t)-1)
+
+typedef enum MHD_Result (*route_handler)(struct request *req);
+
+struct route {
+    const char *method;    /* "GET" or "POST"; a GET route also answers HEAD */
+    const char *path;      /* pattern, e.g. "/jobs/{id}/cancel"; {name} matches one segment */
+    route_handler handler; /* answers the request */
+    size_t max_body;       /* body cap in bytes, or ROUTE_BODY_DEFAULT */
+    int json_body;         /* 1: the body must be a JSON document, parsed into req->json */
+    enum route_auth auth;  /* who may call it */
+};
+
+/* The table (borrowed, static) and its length. */
+const struct route *routes_table(size_t *n_out);
+
+/* First callback of a request: matches the route and checks Content-Length against its cap.
+ * REPLY_OK: the body may be read (req->route, params and the body cap are set, or an error
+ * answer waits in req->pending until the body is in); otherwise a response (404, 405, 413) was
+ * queued at once. */
+enum reply_result route_begin_or_reply(struct request *req);
+
+/* The body is complete: a pending answer, body cap, auth, JSON parse, then the handler. */
+enum MHD_Result route_dispatch(struct request *req);
+
+/* jobs.c */
+enum MHD_Result jobs_create(struct request *req);
+enum MHD_Result jobs_list(struct request *req);
+enum MHD_Result jobs_get(struct request *req);
+enum MHD_Result jobs_cancel(struct request *req);
+enum MHD_Result jobs_retry(struct request *req);
+
+/* results.c */
+enum MHD_Result results_json(struct request *req);
+enum MHD_Result results_csv(struct request *req);
+
+/* health.c */
+enum MHD_Result health_healthz(struct request *req);
+enum MHD_Result health_readyz(struct request *req);
+enum MHD_Result health_openapi(struct request *req);
+
+#endif

@@ -1,0 +1,430 @@
+/*
+ * config.c: `hcpipe serve` settings.
+ *
+ * The settings are a table (flag, environment variable, setter). config_load() sets the
+ * defaults, applies every HCPIPE_* variable that is set and whose flag is not given, then the
+ * flags, so a flag always beats the environment (even a bad value there). Each setter validates its
+ * text and says what it expected; the loader turns that into one message naming the setting as the
+ * user wrote it (the flag or the variable).
+ */
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/log.h"
+
+/* A setter stores `val` into cfg; on a bad value it returns -1 and writes what was expected. */
+typedef int (*setter)(struct config *cfg, const char *val, char *why, size_t whylen);
+
+struct setting {
+    const char *flag; /* "--workers" */
+    const char *env;  /* "HCPIPE_WORKERS" */
+    int has_value;    /* 0 for a switch such as --insecure-dev-events */
+    setter set;       /* applies the flag's value */
+    setter set_env;   /* applies the variable's value, when it differs from `set` */
+};
+
+static int replace_str(char **slot, const char *val)
+{
+    char *copy = strdup(val);
+
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Parses a whole decimal integer in [lo, hi]. */
+static int parse_long(const char *val, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v;
+
+    if (!*val)
+        return -1;
+    errno = 0;
+    v = strtol(val, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_int(int *slot, const char *val, long lo, long hi, char *why, size_t whylen)
+{
+    long v;
+
+    if (parse_long(val, lo, hi, &v) != 0) {
+        snprintf(why, whylen, "expected an integer %ld..%ld", lo, hi);
+        return -1;
+    }
+    *slot = (int)v;
+    return 0;
+}
+
+static int set_listen(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    char host[64];
+    const char *colon, *port;
+    unsigned char addr[16];
+    int v6 = 0;
+    long p;
+
+    if (val[0] == '[') {
+        const char *close = strchr(val, ']');
+        if (!close || close[1] != ':' || (size_t)(close - val - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, val + 1, (size_t)(close - val - 1));
+        host[close - val - 1] = '\0';
+        port = close + 2;
+        v6 = 1;
+    } else {
+        colon = strrchr(val, ':');
+        if (!colon || colon == val || (size_t)(colon - val) >= sizeof host)
+            goto bad;
+        memcpy(host, val, (size_t)(colon - val));
+        host[colon - val] = '\0';
+        port = colon + 1;
+    }
+    if (!v6 && strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
+        goto bad;
+    if (parse_long(port, 0, 65535, &p) != 0)
+        goto bad;
+    if (replace_str(&cfg->listen, val) || replace_str(&cfg->listen_host, host)) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    cfg->listen_port = (int)p;
+    cfg->listen_ipv6 = v6;
+    return 0;
+bad:
+    snprintf(why, whylen,
+             "expected HOST:PORT with an IPv4 address, localhost or [IPv6] and a "
+             "port 0..65535, e.g. 127.0.0.1:8080 or [::1]:8080");
+    return -1;
+}
+
+static int set_data_dir(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val) {
+        snprintf(why, whylen, "expected a directory path");
+        return -1;
+    }
+    return replace_str(&cfg->data_dir, val);
+}
+
+static int set_engine(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (strcmp(val, "local") != 0 && strcmp(val, "athena") != 0) {
+        snprintf(why, whylen, "expected local or athena");
+        return -1;
+    }
+    return replace_str(&cfg->engine, val);
+}
+
+static int set_workers(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->workers, val, 1, 64, why, whylen);
+}
+
+static int set_job_timeout(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->job_timeout_s, val, 1, 86400, why, whylen);
+}
+
+static int set_max_attempts(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->max_attempts, val, 1, 100, why, whylen);
+}
+
+static int set_log_level(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (log_level_parse(val) < 0) {
+        snprintf(why, whylen, "expected debug, info, warn or error");
+        return -1;
+    }
+    return replace_str(&cfg->log_level, val);
+}
+
+static int set_max_body(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    long v;
+
+    if (parse_long(val, 1024, 64L << 20, &v) != 0) {
+        snprintf(why, whylen, "expected a byte count 1024..67108864");
+        return -1;
+    }
+    cfg->max_body = (size_t)v;
+    return 0;
+}
+
+static int set_insecure(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 || strcmp(val, "yes") == 0) {
+        cfg->insecure_dev_events = 1;
+    } else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 || strcmp(val, "no") == 0 ||
+               !*val) {
+        cfg->insecure_dev_events = 0;
+    } else {
+        snprintf(why, whylen, "expected 1/true/yes or 0/false/no");
+        return -1;
+    }
+    return 0;
+}
+
+int config_check_source(const char *src, const char **why)
+{
+    const char *bucket, *slash, *key, *seg;
+    size_t blen;
+
+    if (strncmp(src, "s3://", 5) != 0) {
+        *why = "expected s3://bucket/key";
+        return -1;
+    }
+    bucket = src + 5;
+    slash = strchr(bucket, '/');
+    if (!slash) {
+        *why = "expected s3://bucket/key";
+        return -1;
+    }
+    blen = (size_t)(slash - bucket);
+    if (blen < 3 || blen > 63) {
+        *why = "the bucket name must be 3..63 characters";
+        return -1;
+    }
+    for (size_t i = 0; i < blen; i++) {
+        char c = bucket[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '-') {
+            *why = "the bucket name may hold only a-z, 0-9, '.' and '-'";
+            return -1;
+        }
+        if ((i == 0 || i == blen - 1) && !alnum) {
+            *why = "the bucket name must start and end with a letter or digit";
+            return -1;
+        }
+    }
+    key = slash + 1;
+    if (!*key || strlen(key) > 1024) {
+        *why = "the key must be 1..1024 bytes";
+        return -1;
+    }
+    for (seg = key; seg;) {
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg);
+        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) {
+            *why = "the key may not hold '.' or '..' segments";
+            return -1;
+        }
+        seg = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static int add_seed(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    const char *reason = NULL;
+    char **grown;
+
+    if (config_check_source(val, &reason) != 0) {
+        snprintf(why, whylen, "%s", reason);
+        return -1;
+    }
+    grown = realloc(cfg->seeds, (cfg->n_seeds + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    cfg->seeds = grown;
+    cfg->seeds[cfg->n_seeds] = strdup(val);
+    if (!cfg->seeds[cfg->n_seeds])
+        return -1;
+    cfg->n_seeds++;
+    return 0;
+}
+
+static void clear_seeds(struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_seeds; i++)
+        free(cfg->seeds[i]);
+    free(cfg->seeds);
+    cfg->seeds = NULL;
+    cfg->n_seeds = 0;
+}
+
+/* HCPIPE_SEED holds one or more sources separated by commas or spaces. */
+static int set_seeds_env(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    char *copy = strdup(val), *p, *save = NULL;
+    int rc = 0;
+
+    if (!copy)
+        return -1;
+    for (p = strtok_r(copy, ", ", &save); p && rc == 0; p = strtok_r(NULL, ", ", &save))
+        rc = add_seed(cfg, p, why, whylen);
+    free(copy);
+    return rc;
+}
+
+static const struct setting settings[] = {
+    {.flag = "--listen", .env = "HCPIPE_LISTEN", .has_value = 1, .set = set_listen},
+    {.flag = "--data-dir", .env = "HCPIPE_DATA_DIR", .has_value = 1, .set = set_data_dir},
+    {.flag = "--engine", .env = "HCPIPE_ENGINE", .has_value = 1, .set = set_engine},
+    {.flag = "--workers", .env = "HCPIPE_WORKERS", .has_value = 1, .set = set_workers},
+    {.flag = "--job-timeout", .env = "HCPIPE_JOB_TIMEOUT", .has_value = 1, .set = set_job_timeout},
+    {.flag = "--max-attempts",
+     .env = "HCPIPE_MAX_ATTEMPTS",
+     .has_value = 1,
+     .set = set_max_attempts},
+    {.flag = "--log-level", .env = "HCPIPE_LOG_LEVEL", .has_value = 1, .set = set_log_level},
+    {.flag = "--max-body", .env = "HCPIPE_MAX_BODY", .has_value = 1, .set = set_max_body},
+    {.flag = "--seed",
+     .env = "HCPIPE_SEED",
+     .has_value = 1,
+     .set = add_seed,
+     .set_env = set_seeds_env},
+    {.flag = "--insecure-dev-events",
+     .env = "HCPIPE_INSECURE_DEV_EVENTS",
+     .has_value = 0,
+     .set = set_insecure},
+};
+
+static const char usage[] =
+    "Usage: hcpipe serve [options]\n"
+    "\n"
+    "Runs the HTTP service: the jobs API, the worker pool and the engine. Every option has an\n"
+    "environment variable; a flag beats the variable. Stop with SIGTERM or SIGINT.\n"
+    "\n"
+    "Options (environment variable, default):\n"
+    "  --listen HOST:PORT      address to listen on; IPv4, localhost or [IPv6]; port 0 picks\n"
+    "                          a free port (HCPIPE_LISTEN, 127.0.0.1:8080)\n"
+    "  --data-dir DIR          job store, warehouse, results and buckets/<bucket>/<key>\n"
+    "                          (HCPIPE_DATA_DIR, ./var)\n"
+    "  --engine NAME           query engine: local | athena (HCPIPE_ENGINE, local)\n"
+    "  --workers N             worker threads, 1..64 (HCPIPE_WORKERS, 2)\n"
+    "  --job-timeout SECONDS   longest a job may run, 1..86400; a job may ask for less with\n"
+    "                          timeout_s (HCPIPE_JOB_TIMEOUT, 900)\n"
+    "  --max-attempts N        attempts before a job is dead, 1..100 (HCPIPE_MAX_ATTEMPTS, 5)\n"
+    "  --log-level LEVEL       debug | info | warn | error (HCPIPE_LOG_LEVEL, info)\n"
+    "  --max-body BYTES        largest request body, 1024..67108864 (HCPIPE_MAX_BODY, 1048576)\n"
+    "  --seed s3://BUCKET/KEY  at start, queue a facility_metrics job that loads this object\n"
+    "                          into the warehouse; repeatable (HCPIPE_SEED, comma-separated;\n"
+    "                          none)\n"
+    "  --insecure-dev-events   accept POST /events without a credential; development only\n"
+    "                          (HCPIPE_INSECURE_DEV_EVENTS=1, off)\n"
+    "  -h, --help              show this help and exit\n";
+
+const char *config_usage(void)
+{
+    return usage;
+}
+
+static int set_defaults(struct config *cfg)
+{
+    char why[8];
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->workers = 2;
+    cfg->job_timeout_s = 900;
+    cfg->max_attempts = 5;
+    cfg->max_body = 1 << 20;
+    if (set_listen(cfg, "127.0.0.1:8080", why, sizeof why) ||
+        replace_str(&cfg->data_dir, "./var") || replace_str(&cfg->engine, "local") ||
+        replace_str(&cfg->log_level, "info"))
+        return -1;
+    return 0;
+}
+
+/* Applies one value; on failure writes the full message naming `name`. */
+static int apply(struct config *cfg, setter set, const char *name, const char *val, char *err,
+                 size_t errlen)
+{
+    char why[200] = "out of memory";
+
+    if (set(cfg, val, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "invalid %s \"%s\": %s", name, val, why);
+    return -1;
+}
+
+int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    enum { MAX_FLAGS = 256 };
+    const size_t n = sizeof settings / sizeof settings[0];
+    const struct setting *flag_set[MAX_FLAGS];
+    const char *flag_val[MAX_FLAGS];
+    int given[sizeof settings / sizeof settings[0]] = {0};
+    size_t nflags = 0;
+
+    if (set_defaults(cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* Pass 1: read the flags, so a variable whose flag is given is never looked at. */
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a], *eq;
+        const struct setting *s = NULL;
+        size_t flen;
+
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+            return 1;
+        eq = strchr(arg, '=');
+        flen = eq ? (size_t)(eq - arg) : strlen(arg);
+        for (size_t i = 0; i < n && !s; i++) {
+            if (strlen(settings[i].flag) == flen && strncmp(settings[i].flag, arg, flen) == 0) {
+                s = &settings[i];
+                given[i] = 1;
+            }
+        }
+        if (!s) {
+            snprintf(err, errlen, "unknown option \"%s\" (see hcpipe serve --help)", arg);
+            return -1;
+        }
+        if (nflags == MAX_FLAGS) {
+            snprintf(err, errlen, "too many options");
+            return -1;
+        }
+        flag_set[nflags] = s;
+        if (!s->has_value) {
+            flag_val[nflags] = eq ? eq + 1 : "1";
+        } else if (eq) {
+            flag_val[nflags] = eq + 1;
+        } else if (a + 1 < argc) {
+            flag_val[nflags] = argv[++a];
+        } else {
+            snprintf(err, errlen, "option %s needs a value", s->flag);
+            return -1;
+        }
+        nflags++;
+    }
+    /* Pass 2: the environment, for the settings no flag gave. */
+    for (size_t i = 0; i < n; i++) {
+        const struct setting *s = &settings[i];
+        const char *val = given[i] ? NULL : getenv(s->env);
+
+        if (val && apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, err, errlen) != 0)
+            return -1;
+    }
+    /* Pass 3: the flags, in order (--seed accumulates). */
+    for (size_t f = 0; f < nflags; f++)
+        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->listen);
+    free(cfg->listen_host);
+    free(cfg->data_dir);
+    free(cfg->engine);
+    free(cfg->log_level);
+    clear_seeds(cfg);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,114 @@
+/* Unit tests of routes/routes.c: the route table and openapi/openapi.yaml (embedded as
+ * openapi.json) list the same operations, both ways, and the table is well formed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "routes/routes.h"
+#include "server/embedded.h"
+
+static json_t *load_spec(void)
+{
+    const struct embedded_file *f = embedded_find("openapi.json");
+    json_error_t err;
+    json_t *spec;
+
+    assert_non_null(f);
+    spec = json_loadb((const char *)f->data, f->size, 0, &err);
+    assert_non_null(spec);
+    return spec;
+}
+
+/* The spec's method for a table method: "GET" -> "get". */
+static void lower(const char *in, char *out, size_t n)
+{
+    size_t i;
+
+    for (i = 0; in[i] && i + 1 < n; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] + 32 : in[i]);
+    out[i] = '\0';
+}
+
+static void routes_table_in_spec(void **state)
+{
+    json_t *spec = load_spec(), *paths = json_object_get(spec, "paths");
+    size_t n;
+    const struct route *routes = routes_table(&n);
+
+    (void)state;
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        char m[8];
+        json_t *item = json_object_get(paths, routes[i].path);
+        lower(routes[i].method, m, sizeof m);
+        if (!item || !json_object_get(item, m))
+            fail_msg("route %s %s is not in openapi.yaml", routes[i].method, routes[i].path);
+    }
+    json_decref(spec);
+}
+
+static void routes_spec_in_table(void **state)
+{
+    static const char *const methods[] = {"get",  "put",     "post",  "delete", "patch",
+                                          "head", "options", "trace", NULL};
+    json_t *spec = load_spec(), *paths = json_object_get(spec, "paths"), *item;
+    const char *path;
+    size_t n, ops = 0;
+    const struct route *routes = routes_table(&n);
+
+    (void)state;
+    json_object_foreach(paths, path, item)
+    {
+        for (size_t k = 0; methods[k]; k++) {
+            int found = 0;
+            if (!json_object_get(item, methods[k]))
+                continue;
+            ops++;
+            for (size_t i = 0; i < n && !found; i++) {
+                char m[8];
+                lower(routes[i].method, m, sizeof m);
+                found = strcmp(routes[i].path, path) == 0 && strcmp(m, methods[k]) == 0;
+            }
+            if (!found)
+                fail_msg("openapi.yaml has %s %s but the route table does not", methods[k], path);
+        }
+    }
+    assert_int_equal(ops, n);
+    json_decref(spec);
+}
+
+static void routes_table_well_formed(void **state)
+{
+    size_t n;
+    const struct route *routes = routes_table(&n);
+
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(routes[i].handler);
+        assert_true(routes[i].path[0] == '/');
+        assert_true(strcmp(routes[i].method, "GET") == 0 || strcmp(routes[i].method, "POST") == 0);
+        /* A JSON route needs a body cap; GET routes take no body. */
+        if (routes[i].json_body)
+            assert_true(routes[i].max_body > 0);
+        if (strcmp(routes[i].method, "GET") == 0)
+            assert_int_equal(routes[i].max_body, 0);
+        for (size_t j = 0; j < i; j++)
+            assert_false(strcmp(routes[i].method, routes[j].method) == 0 &&
+                         strcmp(routes[i].path, routes[j].path) == 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(routes_table_in_spec),
+        cmocka_unit_test(routes_spec_in_table),
+        cmocka_unit_test(routes_table_well_formed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
