@@ -24,12 +24,12 @@
 #include "server/jobstore.h"
 
 struct worker_config {
-    int threads;               /* pool size, >= 1 */
-    int max_attempts;          /* attempts before a job is dead, >= 1 */
-    int job_timeout_s;         /* default deadline of one attempt; a job may ask for less */
-    int64_t backoff_base_ms;   /* first retry delay bound (e.g. 1000) */
-    int64_t backoff_cap_ms;    /* largest retry delay bound (e.g. 60000) */
-    const char *results_dir;   /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int threads;             /* pool size, >= 1 */
+    int max_attempts;        /* attempts before a job is dead, >= 1 */
+    int job_timeout_s;       /* default deadline of one attempt; a job may ask for less */
+    int64_t backoff_base_ms; /* first retry delay bound (e.g. 1000) */
+    int64_t backoff_cap_ms;  /* largest retry delay bound (e.g. 60000) */
+    const char *results_dir; /* results go to <results_dir>/<job_id>/result.{json,csv} */
 };
 
 struct worker;
@@ -42,7 +42,8 @@ int worker_start(struct jobstore *js, struct engine *engine, const struct worker
 void worker_wake(struct worker *w);
 
 /* Live progress of a running job as {"bytes_read", "bytes_total", "records_read",
- * "bytes_scanned", "rate_bytes_per_s"} (new reference), or NULL when the job is not running
+ * "bytes_scanned", "rate_bytes_per_s", "rate_records_per_s", "eta_s"} (new reference; eta_s is
+ * null until the total is known and bytes were read), or NULL when the job is not running
  * here. */
 json_t *worker_progress(struct worker *w, const char *job_id);
 
