@@ -36,14 +36,14 @@ struct route;
 enum reply_result { REPLY_OK = 0, REPLY_REPLIED = 1, REPLY_FATAL = -1 };
 
 struct request {
-    struct MHD_Connection *conn; /* borrowed from MHD for the request */
-    struct app *app;             /* borrowed */
-    char method[16];             /* as received, e.g. "HEAD" */
-    char *path;                  /* URL path without the query (owned) */
-    char request_id[65];         /* X-Request-Id, echoed or generated */
-    int64_t start_ms;            /* monotonic clock at the first callback */
-    int64_t start_us;            /* real monotonic clock, microseconds (metrics) */
-    const struct route *route;   /* the matched route, or NULL */
+    struct MHD_Connection *conn;                    /* borrowed from MHD for the request */
+    struct app *app;                                /* borrowed */
+    char method[16];                                /* as received, e.g. "HEAD" */
+    char *path;                                     /* URL path without the query (owned) */
+    char request_id[65];                            /* X-Request-Id, echoed or generated */
+    int64_t start_ms;                               /* monotonic clock at the first callback */
+    int64_t start_us;                               /* real monotonic clock, us (metrics) */
+    const struct route *route;                      /* the matched route, or NULL */
     char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX]; /* path parameters in pattern order */
     size_t n_params;                                /* used slots of params */
     struct buf body;                                /* request body, capped at the route's cap */

@@ -24,12 +24,12 @@
 #include "server/jobstore.h"
 
 struct worker_config {
-    int threads;             /* pool size, >= 1 */
-    int max_attempts;        /* attempts before a job is dead, >= 1 */
-    int job_timeout_s;       /* default deadline of one attempt; a job may ask for less */
-    int64_t backoff_base_ms; /* first retry delay bound (e.g. 1000) */
-    int64_t backoff_cap_ms;  /* largest retry delay bound (e.g. 60000) */
-    const char *results_dir; /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int threads;               /* pool size, >= 1 */
+    int max_attempts;          /* attempts before a job is dead, >= 1 */
+    int job_timeout_s;         /* default deadline of one attempt; a job may ask for less */
+    int64_t backoff_base_ms;   /* first retry delay bound (e.g. 1000) */
+    int64_t backoff_cap_ms;    /* largest retry delay bound (e.g. 60000) */
+    const char *results_dir;   /* results go to <results_dir>/<job_id>/result.{json,csv} */
 };
 
 struct worker;
