@@ -650,6 +650,11 @@
       announce(input.value ? "Token saved for this tab" : "Token cleared");
       route();
     });
+    /* The skip link must not change the hash (the router owns it): it only moves focus. */
+    document.querySelector(".skip").addEventListener("click", function (ev) {
+      ev.preventDefault();
+      document.getElementById("main").focus();
+    });
     window.addEventListener("hashchange", route);
     route();
   }
