@@ -122,7 +122,7 @@ static void hist_observe(struct hist *h, const uint64_t *bounds, size_t n, int64
 
 static _Atomic(const char *) route_patterns[METRICS_ROUTES_MAX]; /* slot 0 and last: fixed */
 static _Atomic uint64_t http_requests[METRICS_ROUTES_MAX][N_METHOD][N_STATUS];
-static struct hist http_latency[METRICS_ROUTES_MAX];
+static struct hist http_latency[METRICS_ROUTES_MAX][N_METHOD];
 
 static _Atomic uint64_t events[METRICS_EVENT_N];
 
@@ -168,10 +168,10 @@ static void inc(_Atomic uint64_t *c)
 
 void metrics_http_observe(const char *method, const char *pattern, unsigned status, int64_t micros)
 {
-    size_t r = route_slot(pattern);
+    size_t r = route_slot(pattern), m = index_of(http_methods, N_METHOD - 1, method);
 
-    inc(&http_requests[r][index_of(http_methods, N_METHOD - 1, method)][status_index(status)]);
-    hist_observe(&http_latency[r], http_bounds_us, N_HTTP_BOUNDS, micros);
+    inc(&http_requests[r][m][status_index(status)]);
+    hist_observe(&http_latency[r][m], http_bounds_us, N_HTTP_BOUNDS, micros);
 }
 
 void metrics_event_count(enum metrics_event outcome)
@@ -248,7 +248,7 @@ void metrics_reset(void)
     ZERO(jobs_finished);
     ZERO(athena_calls);
     ZERO(athena_throttles);
-    hist_zero(http_latency, METRICS_ROUTES_MAX);
+    hist_zero(&http_latency[0][0], METRICS_ROUTES_MAX * N_METHOD);
     hist_zero(job_duration, N_ENGINE);
     atomic_store(&athena_scanned, 0);
     atomic_store(&scrape_errors, 0);
@@ -383,14 +383,19 @@ static void render_http(struct buf *b)
             }
     }
     header(b, "hcpipe_http_request_duration_seconds", "histogram",
-           "Time from a request's first byte to its completion, by route pattern.");
+           "Time from a request's first byte to its completion, by route pattern and method.");
     for (size_t r = 0; r < METRICS_ROUTES_MAX; r++) {
         const char *route = route_name(r);
-        if (!route || hist_total(&http_latency[r]) == 0)
+        if (!route)
             continue;
-        hist_render(b, "hcpipe_http_request_duration_seconds",
-                    (const char *const[]){"route", route, NULL}, &http_latency[r], http_bounds_us,
-                    N_HTTP_BOUNDS);
+        for (size_t m = 0; m < N_METHOD; m++) {
+            if (hist_total(&http_latency[r][m]) == 0)
+                continue;
+            hist_render(b, "hcpipe_http_request_duration_seconds",
+                        (const char *const[]){"route", route, "method",
+                                              name_or_other(http_methods, N_METHOD - 1, m), NULL},
+                        &http_latency[r][m], http_bounds_us, N_HTTP_BOUNDS);
+        }
     }
 }
 
