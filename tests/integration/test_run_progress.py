@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""`hcpipe run` shows a progress bar on a terminal and stays quiet otherwise.
+"""Progress: `hcpipe run` shows a progress bar on a terminal and stays quiet otherwise, and
+GET /jobs/{id} of a running job reports bytes and records read of the total, rates and an ETA.
 
 A generated input of 120,000 facilities (~34 MB) takes well over the bar's 0.5 s threshold to
 load. Run once with stderr on a pseudo-terminal: stderr shows a bar with percent, bytes of the
 total, rate and ETA, reaching 100% and erased at the end; run once with stderr on a pipe: stderr
-is empty. Both print the same result on stdout.
+is empty. Both print the same result on stdout. Then a server loads the same object as a job,
+polled until its progress shows.
 
 Environment: HCPIPE_BIN. Prints "N passed, N failed" last.
 """
+import http.client
 import json
 import os
+import shutil
 import pty
 import random
 import re
@@ -17,6 +21,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
@@ -65,6 +70,63 @@ def run_with_pty(args):
     return proc.returncode, b"".join(out_chunks), err
 
 
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, json.loads(body)
+
+
+def server_progress(tmp, src):
+    data = os.path.join(tmp, "data")
+    os.makedirs(os.path.join(data, "buckets", "big"))
+    os.link(src, os.path.join(data, "buckets", "big", "facilities.ndjson"))
+    log_path = os.path.join(tmp, "server.log")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+                            stdout=log, stderr=log)
+    try:
+        port = None
+        deadline = time.time() + 30
+        while port is None and time.time() < deadline:
+            m = re.search(rb'"listen":"127\.0\.0\.1:(\d+)"', open(log_path, "rb").read())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/jobs", body=json.dumps({"query": "accredited_by_state",
+                                                       "source": "s3://big/facilities.ndjson"}),
+                     headers={"Content-Type": "application/json"})
+        job_id = json.loads(conn.getresponse().read())["id"]
+        conn.close()
+        seen = []
+        deadline = time.time() + 120
+        state = "queued"
+        while state not in ("succeeded", "failed", "dead") and time.time() < deadline:
+            _, job = get(port, "/jobs/" + job_id)
+            state = job["state"]
+            if state == "running" and job.get("progress"):
+                seen.append(job["progress"])
+            time.sleep(0.03)
+        size = os.path.getsize(src)
+        check("the server job succeeds", state == "succeeded", state)
+        mid = [p for p in seen if 0 < p["bytes_read"] < size]
+        check("a running job reports its progress", len(mid) >= 1, repr(seen[:3]))
+        if mid:
+            p = mid[-1]
+            check("progress: bytes read of the total", p["bytes_total"] == size and p["bytes_read"] > 0, repr(p))
+            check("progress: records read", p["records_read"] > 0, repr(p))
+            check("progress: rates", p["rate_bytes_per_s"] > 0 and p["rate_records_per_s"] > 0, repr(p))
+            check("progress: an ETA while bytes remain", isinstance(p["eta_s"], int) and p["eta_s"] >= 0, repr(p))
+        check("progress never goes backwards",
+              all(a["bytes_read"] <= b["bytes_read"] for a, b in zip(seen, seen[1:])))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hcpipe-progress-")
     src = os.path.join(tmp, "big.ndjson")
@@ -93,10 +155,9 @@ def main():
         check("not on a terminal the run succeeds", p.returncode == 0)
         check("not on a terminal stderr stays quiet", p.stderr == b"", repr(p.stderr[:200]))
         check("the result is the same either way", p.stdout == out_tty and b"TX," in p.stdout)
+        server_progress(tmp, src)
     finally:
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (PASSED, FAILED))
     return 1 if FAILED else 0
 
