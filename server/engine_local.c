@@ -393,17 +393,13 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
         err = HC_ENOMEM;
         goto out;
     }
-    if (ls.unchanged) {
-        snprintf(name, sizeof name, "source unchanged since it was loaded; not read again");
-        json_array_append_new(warnings, json_string(name));
-    }
     if (job->source && job->on_bad_record == BAD_RECORD_SKIP) {
         if (ls.bad > 0) {
             snprintf(name, sizeof name, "%llu bad record%s skipped", (unsigned long long)ls.bad,
                      ls.bad == 1 ? "" : "s");
             json_array_append_new(warnings, json_string(name));
         }
-        json_object_set(r->stats, "bad_records", bad ? bad : json_array());
+        json_object_set_new(r->stats, "bad_records", bad ? json_incref(bad) : json_array());
     }
     json_object_set(r->stats, "warnings", warnings);
     snprintf(name, sizeof name, "local:%s:%d", job->job_id ? job->job_id : "-", job->attempt);

@@ -333,10 +333,11 @@ int warehouse_open_reader(struct warehouse *w, sqlite3 **db_out)
 
 /* ---- the per-state summaries ---- */
 
-/* The summary cells of one apply_delta() pass: (state, date) -> counts, in an open-addressing
- * table of compact cells (24 bytes); state strings are interned once per table. */
+/* The summary cells of one apply_delta() pass: (state, date) -> counts, in open-addressing
+ * tables of compact cells (24 bytes). State strings are interned once per facility in a table
+ * shared by both cell tables, and cells refer to them by code. */
 struct cell {
-    int32_t st;   /* 0: empty slot, 1: the NULL state, k + 2: states[k] */
+    int32_t st;   /* 0: empty slot, 1: the NULL state, k + 2: states.v[k] */
     int32_t date; /* max_until or valid_until */
     int64_t n, emp;
 };
@@ -344,10 +345,13 @@ struct cell {
 struct cells {
     struct cell *v;
     size_t cap, len;
-    char **states; /* interned state strings (owned) */
-    size_t n_states;
-    int32_t *sidx; /* open-addressing table of states indices + 1 (0: empty) */
-    size_t scap;
+};
+
+struct states {
+    char **v; /* interned state strings (owned) */
+    size_t n;
+    int32_t *idx; /* open-addressing table of v indices + 1 (0: empty) */
+    size_t cap;
 };
 
 #define CELLS_FLUSH 131072 /* cells (and states) held before they are upserted: bounds memory */
@@ -361,70 +365,82 @@ static uint64_t str_hash(const char *s)
     return h;
 }
 
-static int32_t *sidx_slot(int32_t *sidx, size_t scap, char *const *states, const char *s)
+static int32_t *states_slot(int32_t *idx, size_t cap, char *const *v, const char *s)
 {
-    size_t i = (size_t)str_hash(s) & (scap - 1);
+    size_t i = (size_t)str_hash(s) & (cap - 1);
 
-    while (sidx[i] && strcmp(states[sidx[i] - 1], s) != 0)
-        i = (i + 1) & (scap - 1);
-    return &sidx[i];
+    while (idx[i] && strcmp(v[idx[i] - 1], s) != 0)
+        i = (i + 1) & (cap - 1);
+    return &idx[i];
 }
 
 /* The cell code of a state (1 for NULL), interning it. Returns 0 on ENOMEM. */
-static int32_t cells_state(struct cells *t, const char *state)
+static int32_t states_code(struct states *t, const char *state)
 {
     int32_t *slot;
     char *copy;
 
     if (!state)
         return 1;
-    if ((t->n_states + 1) * 2 > t->scap) {
-        size_t nc = t->scap ? t->scap * 2 : 64;
-        int32_t *ns = calloc(nc, sizeof *ns);
-        char **nstates = realloc(t->states, (nc / 2) * sizeof *nstates);
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        int32_t *ni = calloc(nc, sizeof *ni);
+        char **nv = realloc(t->v, (nc / 2) * sizeof *nv);
 
-        if (!ns || !nstates) {
-            free(ns);
-            if (nstates)
-                t->states = nstates;
+        if (nv)
+            t->v = nv;
+        if (!ni || !nv) {
+            free(ni);
             return 0;
         }
-        t->states = nstates;
-        for (size_t k = 0; k < t->n_states; k++)
-            *sidx_slot(ns, nc, t->states, t->states[k]) = (int32_t)k + 1;
-        free(t->sidx);
-        t->sidx = ns;
-        t->scap = nc;
+        for (size_t k = 0; k < t->n; k++)
+            *states_slot(ni, nc, t->v, t->v[k]) = (int32_t)k + 1;
+        free(t->idx);
+        t->idx = ni;
+        t->cap = nc;
     }
-    slot = sidx_slot(t->sidx, t->scap, t->states, state);
+    slot = states_slot(t->idx, t->cap, t->v, state);
     if (*slot)
         return *slot + 1;
     copy = strdup(state);
     if (!copy)
         return 0;
-    t->states[t->n_states++] = copy;
-    *slot = (int32_t)t->n_states;
+    t->v[t->n++] = copy;
+    *slot = (int32_t)t->n;
     return *slot + 1;
+}
+
+static void states_free(struct states *t)
+{
+    for (size_t k = 0; k < t->n; k++)
+        free(t->v[k]);
+    free(t->v);
+    free(t->idx);
+    memset(t, 0, sizeof *t);
 }
 
 static struct cell *cells_slot(struct cell *v, size_t cap, int32_t st, int32_t date)
 {
-    uint64_t h = ((uint64_t)(uint32_t)st << 32 | (uint32_t)date) * 0x9e3779b97f4a7c15ULL;
-    size_t i = (size_t)(h >> 20) & (cap - 1);
+    uint64_t h = (uint64_t)(uint32_t)st << 32 | (uint32_t)date;
+    size_t i;
+
+    h ^= h >> 33; /* murmur3's finaliser: every key bit reaches the low bits */
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    i = (size_t)h & (cap - 1);
 
     while (v[i].st && (v[i].st != st || v[i].date != date))
         i = (i + 1) & (cap - 1);
     return &v[i];
 }
 
-/* Adds (dn, demp) to the cell of (state, date). Returns HC_OK or HC_ENOMEM. */
-static int cells_add(struct cells *t, const char *state, int64_t date, int64_t dn, int64_t demp)
+/* Adds (dn, demp) to the cell of (state code, date). Returns HC_OK or HC_ENOMEM. */
+static int cells_add(struct cells *t, int32_t st, int64_t date, int64_t dn, int64_t demp)
 {
-    int32_t st = cells_state(t, state);
     struct cell *c;
 
-    if (!st)
-        return HC_ENOMEM;
     if ((t->len + 1) * 2 > t->cap) {
         size_t nc = t->cap ? t->cap * 2 : 1024;
         struct cell *nv = calloc(nc, sizeof *nv);
@@ -451,36 +467,8 @@ static int cells_add(struct cells *t, const char *state, int64_t date, int64_t d
 
 static void cells_free(struct cells *t)
 {
-    for (size_t k = 0; k < t->n_states; k++)
-        free(t->states[k]);
-    free(t->states);
-    free(t->sidx);
     free(t->v);
     memset(t, 0, sizeof *t);
-}
-
-/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp). */
-static int cells_flush(sqlite3 *db, const struct cells *t, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    int has_emp = rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5;
-
-    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
-        const struct cell *c = &t->v[i];
-
-        if (!c->st || (c->n == 0 && c->emp == 0))
-            continue;
-        sqlite3_bind_int(st, 1, c->st == 1);
-        sqlite3_bind_text(st, 2, c->st == 1 ? "" : t->states[c->st - 2], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, c->date);
-        sqlite3_bind_int64(st, 4, c->n);
-        if (has_emp)
-            sqlite3_bind_int64(st, 5, c->emp);
-        rc = step_reset(st);
-    }
-    sqlite3_finalize(st);
-    return rc;
 }
 
 static const char sql_valid_upsert[] =
@@ -492,21 +480,32 @@ static const char sql_acc_upsert[] =
     " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(null_state, state, valid_until)"
     " DO UPDATE SET n = n + excluded.n";
 
-/* cells_add(), then upserts and empties the table once it holds CELLS_FLUSH cells (sums
- * commute, so flushing in parts gives the same result). Returns an hc_err. */
-static int cells_add_flush(sqlite3 *db, struct cells *t, const char *sql, const char *state,
-                           int64_t date, int64_t dn, int64_t demp)
+/* Upserts every non-zero cell with `sql` (?1 null_state, ?2 state, ?3 date, ?4 n, ?5 emp) and
+ * empties the table. Returns an hc_err. */
+static int cells_flush(sqlite3 *db, struct cells *t, const struct states *names, const char *sql)
 {
-    int err = cells_add(t, state, date, dn, demp);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int has_emp = rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5;
 
-    if (!err && (t->len >= CELLS_FLUSH || t->n_states >= CELLS_FLUSH)) {
-        int rc = cells_flush(db, t, sql);
+    for (size_t i = 0; rc == SQLITE_OK && i < t->cap; i++) {
+        const struct cell *c = &t->v[i];
 
-        cells_free(t);
-        if (rc != SQLITE_OK)
-            err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+        if (!c->st || (c->n == 0 && c->emp == 0))
+            continue;
+        sqlite3_bind_int(st, 1, c->st == 1);
+        sqlite3_bind_text(st, 2, c->st == 1 ? "" : names->v[c->st - 2], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->date);
+        sqlite3_bind_int64(st, 4, c->n);
+        if (has_emp)
+            sqlite3_bind_int64(st, 5, c->emp);
+        rc = step_reset(st);
     }
-    return err;
+    sqlite3_finalize(st);
+    cells_free(t);
+    if (rc == SQLITE_OK)
+        return HC_OK;
+    return warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
 }
 
 /* Adds (sign 1) or subtracts (sign -1) the facility rows listed in temp.delta to/from the
@@ -514,14 +513,16 @@ static int cells_add_flush(sqlite3 *db, struct cells *t, const char *sql, const 
  * subtracted when it stops being current, while its data is still there. state_valid counts
  * facilities and employees by (state, latest valid_until); state_acc counts accreditations by
  * (state, valid_until). The rows are walked once in facility order and aggregated in memory
- * (a few thousand cells: states x dates), then upserted; grouping in SQL instead sorted every
- * accreditation and cost more than the load itself. Inside a transaction. */
+ * (states x dates cells, upserted whenever CELLS_FLUSH are held, as sums commute); grouping in
+ * SQL instead sorted every accreditation and cost more than the load itself. Inside a
+ * transaction. Returns an SQLite code. */
 static int apply_delta(sqlite3 *db, int64_t sign)
 {
     struct cells valid = {0}, accs = {0};
-    sqlite3_stmt *st = NULL;
-    char *state = NULL;
+    struct states names = {0};
+    sqlite3_stmt *q = NULL;
     int64_t fac = -1, emp = 0, max_vu = 0;
+    int32_t st = 0;
     int have_max = 0, rc, err = HC_OK;
 
     rc = sqlite3_prepare_v2(db,
@@ -529,56 +530,64 @@ static int apply_delta(sqlite3 *db, int64_t sign)
                             " FROM temp.delta AS d JOIN facilities AS f ON f.id = d.fac"
                             " JOIN accreditations AS a ON a.fac = d.fac"
                             " WHERE a.valid_until IS NOT NULL ORDER BY d.fac",
-                            -1, &st, NULL);
-    for (;;) {
+                            -1, &q, NULL);
+    while (rc == SQLITE_OK && !err) {
         int64_t id, vu;
 
-        if (rc != SQLITE_OK || err)
-            break;
-        rc = sqlite3_step(st);
+        rc = sqlite3_step(q);
         if (rc != SQLITE_ROW) {
             rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
             break;
         }
         rc = SQLITE_OK;
-        id = sqlite3_column_int64(st, 0);
-        vu = sqlite3_column_int64(st, 3);
-        if (id != fac) {
+        id = sqlite3_column_int64(q, 0);
+        vu = sqlite3_column_int64(q, 3);
+        if (id != fac) { /* a new facility: close the previous one */
             if (have_max)
-                err =
-                    cells_add_flush(db, &valid, sql_valid_upsert, state, max_vu, sign, sign * emp);
-            free(state);
-            state = NULL;
-            if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-                state = strdup((const char *)sqlite3_column_text(st, 1));
-                if (!state)
-                    err = HC_ENOMEM;
+                err = cells_add(&valid, st, max_vu, sign, sign * emp);
+            if (!err && names.n >= CELLS_FLUSH) {
+                err = cells_flush(db, &valid, &names, sql_valid_upsert);
+                if (!err)
+                    err = cells_flush(db, &accs, &names, sql_acc_upsert);
+                states_free(&names);
+            }
+            if (err)
+                break;
+            st = states_code(&names, sqlite3_column_type(q, 1) == SQLITE_NULL
+                                         ? NULL
+                                         : (const char *)sqlite3_column_text(q, 1));
+            if (!st) {
+                err = HC_ENOMEM;
+                break;
             }
             fac = id;
-            emp = sqlite3_column_int64(st, 2); /* 0 for NULL */
+            emp = sqlite3_column_int64(q, 2); /* 0 for NULL */
             have_max = 0;
         }
         if (!have_max || vu > max_vu)
             max_vu = vu;
         have_max = 1;
-        if (!err)
-            err = cells_add_flush(db, &accs, sql_acc_upsert, state, vu, sign, 0);
+        err = cells_add(&accs, st, vu, sign, 0);
+        if (!err && accs.len >= CELLS_FLUSH)
+            err = cells_flush(db, &accs, &names, sql_acc_upsert);
+        if (!err && valid.len >= CELLS_FLUSH)
+            err = cells_flush(db, &valid, &names, sql_valid_upsert);
     }
+    sqlite3_finalize(q);
     if (rc == SQLITE_OK && !err && have_max)
-        err = cells_add(&valid, state, max_vu, sign, sign * emp);
-    sqlite3_finalize(st);
-    free(state);
+        err = cells_add(&valid, st, max_vu, sign, sign * emp);
     if (rc == SQLITE_OK && !err)
-        rc = cells_flush(db, &valid, sql_valid_upsert);
+        err = cells_flush(db, &valid, &names, sql_valid_upsert);
     if (rc == SQLITE_OK && !err)
-        rc = cells_flush(db, &accs, sql_acc_upsert);
+        err = cells_flush(db, &accs, &names, sql_acc_upsert);
     cells_free(&valid);
     cells_free(&accs);
-    if (err == HC_ENOMEM)
-        return SQLITE_NOMEM;
+    states_free(&names);
+    if (rc != SQLITE_OK)
+        return rc;
     if (err)
-        return SQLITE_ERROR;
-    if (rc == SQLITE_OK && sign < 0)
+        return err == HC_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+    if (sign < 0)
         rc = exec_i64(db, "DELETE FROM state_valid WHERE n = 0", 0, NULL);
     if (rc == SQLITE_OK && sign < 0)
         rc = exec_i64(db, "DELETE FROM state_acc WHERE n = 0", 0, NULL);
