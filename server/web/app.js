@@ -159,7 +159,10 @@
     p = p || {};
     var slug = typeof p.type === "string" ? p.type.replace(/^.*\/problems\//, "") : null;
     var items = [];
-    (p.invalid_params || []).forEach(function (ip) { items.push(ip.name + ": " + ip.reason); });
+    (p.invalid_params || []).forEach(function (ip) {
+      var t = ip.name + ": " + ip.reason;
+      if (t !== p.detail) items.push(t); /* the detail often says it already */
+    });
     (p.bad_records || []).slice(0, 20).forEach(function (br) {
       items.push("record " + br.position + (br.source ? " of " + br.source : "") + ": " + br.reason);
     });
