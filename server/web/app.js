@@ -215,7 +215,7 @@
         return h("tr" + (opts.rowClass && opts.rowClass(r) ? "." + opts.rowClass(r) : ""), {},
           cols.map(function (c) {
             var v = c.render ? c.render(r) : r[c.key];
-            return h("td" + (c.num ? ".num" : ""), { "data-key": c.key },
+            return h("td" + (c.num ? ".num" : ""), { "data-key": c.key, "data-label": c.label },
               v === null || v === undefined ? "—" : (c.num && typeof v === "number" ? fmtInt(v) : v));
           }));
       }));
