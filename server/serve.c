@@ -4,8 +4,8 @@
  * Start-up, in order: settings (a bad one exits 2 naming it), SIGTERM/SIGINT blocked in every
  * thread (this thread collects them with sigwait()), the data dir, the job store
  * (<data_dir>/jobs.db), the engine, recovery of jobs that were running when the last process
- * died, the worker pool, the HTTP daemon, and one facility_metrics job per --seed so the sample
- * is loaded into the warehouse (an unchanged object is not loaded twice, so a restart with the
+ * died, the worker pool, one facility_metrics job per --seed so the sample is loaded into the
+ * warehouse, and the HTTP daemon (an unchanged object is not loaded twice, so a restart with the
  * same seeds costs little). Then one "listening" log line.
  *
  * Shutdown on SIGTERM/SIGINT: stop accepting (quiesce), finish the requests in flight and stop
@@ -153,9 +153,10 @@ int serve_main(int argc, char **argv)
                        .worker = worker,
                        .results_dir = results,
                        .started_ms = sys_now_ms()};
+    /* Seeds are queued before the API answers, so the first GET /jobs already lists them. */
+    queue_seeds(&cfg, js, worker);
     if (httpd_start(&app, &httpd) != HC_OK)
         goto out;
-    queue_seeds(&cfg, js, worker);
 
     snprintf(listen, sizeof listen, cfg.listen_ipv6 ? "[%s]:%d" : "%s:%d", cfg.listen_host,
              httpd_port(httpd));

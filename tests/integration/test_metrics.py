@@ -69,6 +69,9 @@ def value(samples, name, **labels):
 
 
 def scrape(port):
+    # A request is counted when the server completes it, which may be just after the client
+    # has read the answer: let the completions of earlier requests land first.
+    time.sleep(0.3 * SLOW)
     status, ctype, data = request(port, "GET", "/metrics")
     assert status == 200, status
     return ctype, data.decode()
