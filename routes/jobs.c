@@ -306,3 +306,43 @@ enum MHD_Result jobs_retry(struct request *req)
     job_free(job);
     return ret;
 }
+
+/* POST /jobs/retry?state=dead|failed&limit=N: replays every dead (default) or failed job, oldest
+ * first, up to limit (default and most 1000) per call. */
+enum MHD_Result jobs_retry_all(struct request *req)
+{
+    struct app *app = req->app;
+    const char *state_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "state");
+    const char *limit_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    char(*ids)[37] = NULL;
+    size_t n = 0;
+    long limit = LIST_LIMIT_MAX;
+    char *end = NULL;
+    int state = state_arg ? job_state_parse(state_arg) : JOB_DEAD;
+    json_t *list, *doc;
+    int err;
+
+    if (state != JOB_DEAD && state != JOB_FAILED)
+        return reply_status(req, invalid_or_reply(req, HC_EVALIDATION, "state", "dead or failed"));
+    if (limit_arg) {
+        limit = strtol(limit_arg, &end, 10);
+        if (!*limit_arg || *end || limit < 1 || limit > LIST_LIMIT_MAX)
+            return reply_status(
+                req, invalid_or_reply(req, HC_EVALIDATION, "limit", "an integer 1..1000"));
+    }
+    err = jobstore_retry_all(app->jobs, (enum job_state)state, (size_t)limit, &ids, &n);
+    if (err != HC_OK)
+        return reply_problem(req, err, NULL);
+    list = json_array();
+    for (size_t i = 0; list && i < n; i++)
+        json_array_append_new(list, json_string(ids[i]));
+    free(ids);
+    if (n && app->worker)
+        worker_wake(app->worker);
+    log_info("jobs retried in bulk", "state", job_state_name((enum job_state)state), "request_id",
+             req->request_id, NULL);
+    doc = list ? json_pack("{s:I, s:o}", "retried", (json_int_t)n, "jobs", list) : NULL;
+    if (!doc)
+        return reply_problem(req, HC_ENOMEM, NULL);
+    return reply_json(req, MHD_HTTP_OK, doc, NULL, NULL);
+}

@@ -17,9 +17,23 @@
 #include "server/app.h"
 #include "server/error.h"
 
-#define SMALL_BODY 4096 /* routes whose body is ignored still accept a little */
+#define SMALL_BODY 4096        /* routes whose body is ignored still accept a little */
+#define EVENT_BODY (256 << 10) /* EventBridge's largest event (a PutEvents entry is <= 256 KB) */
 
 static const struct route routes[] = {
+    {.method = "POST",
+     .path = "/events",
+     .handler = events_post,
+     .max_body = EVENT_BODY,
+     .auth = AUTH_WEBHOOK_KEY},
+    /* The same intake at the path the sample API destination uses (a connection's endpoint URL is
+     * the operator's choice; both are accepted). */
+    {.method = "POST",
+     .path = "/v1/events/s3",
+     .handler = events_post,
+     .max_body = EVENT_BODY,
+     .auth = AUTH_WEBHOOK_KEY},
+    {.method = "GET", .path = "/events/{id}", .handler = events_get, .auth = AUTH_NONE},
     {.method = "POST",
      .path = "/jobs",
      .handler = jobs_create,
@@ -27,6 +41,12 @@ static const struct route routes[] = {
      .json_body = 1,
      .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs", .handler = jobs_list, .auth = AUTH_NONE},
+    /* Before /jobs/{id}/...: a literal segment, matched first. */
+    {.method = "POST",
+     .path = "/jobs/retry",
+     .handler = jobs_retry_all,
+     .max_body = SMALL_BODY,
+     .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}", .handler = jobs_get, .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}/result.json", .handler = results_json, .auth = AUTH_NONE},
     {.method = "GET", .path = "/jobs/{id}/result.csv", .handler = results_csv, .auth = AUTH_NONE},
@@ -192,11 +212,13 @@ static enum reply_result parse_json_or_reply(struct request *req)
     return reply_problem_doc(req, problem, NULL, NULL) == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
 }
 
-/* Auth placeholder: every route is AUTH_NONE until the auth issue lands. */
+/* Auth: AUTH_WEBHOOK_KEY routes check the webhook credential; AUTH_TOKEN waits for its issue. */
 static enum reply_result auth_or_reply(struct request *req)
 {
     if (req->route->auth == AUTH_NONE)
         return REPLY_OK;
+    if (req->route->auth == AUTH_WEBHOOK_KEY)
+        return events_auth_or_reply(req);
     return reply_problem(req, HC_EUNAUTHORIZED, NULL) == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
 }
 

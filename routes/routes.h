@@ -15,7 +15,8 @@
 
 #include "server/httpd.h"
 
-/* Who may call a route (only AUTH_NONE is enforced today; the others come with their issues). */
+/* Who may call a route (AUTH_WEBHOOK_KEY is checked by events_auth_or_reply(); AUTH_TOKEN comes
+ * with its issue). */
 enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_WEBHOOK_KEY };
 
 /* max_body value meaning "the service's --max-body". */
@@ -50,10 +51,18 @@ enum MHD_Result jobs_list(struct request *req);
 enum MHD_Result jobs_get(struct request *req);
 enum MHD_Result jobs_cancel(struct request *req);
 enum MHD_Result jobs_retry(struct request *req);
+enum MHD_Result jobs_retry_all(struct request *req);
 
 /* results.c */
 enum MHD_Result results_json(struct request *req);
 enum MHD_Result results_csv(struct request *req);
+
+/* events.c */
+enum MHD_Result events_post(struct request *req);
+enum MHD_Result events_get(struct request *req);
+/* Checks the webhook credential (API key header and/or Basic, per the settings) for
+ * AUTH_WEBHOOK_KEY routes; answers 401 problem+json itself when it does not match. */
+enum reply_result events_auth_or_reply(struct request *req);
 
 /* health.c */
 enum MHD_Result health_healthz(struct request *req);

@@ -7,6 +7,7 @@
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/jobstore.h"
+#include "server/objstore.h"
 #include "server/worker.h"
 
 struct app {
@@ -14,8 +15,10 @@ struct app {
     struct jobstore *jobs;
     struct engine *engine;
     struct worker *worker;
-    const char *results_dir;   /* <data_dir>/results */
-    int64_t started_ms;        /* wall clock at start */
+    const char *results_dir;  /* <data_dir>/results */
+    int64_t started_ms;       /* wall clock at start */
+    struct objstore *objects; /* <data_dir>/buckets: POST /events checks there which form of an
+                                 event's key exists (a local stat; NULL: no check) */
 };
 
 #endif

@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "server/engine.h"
 #include "server/log.h"
+#include "server/objstore.h"
 
 /* A setter stores `val` into cfg; on a bad value it returns -1 and writes what was expected. */
 typedef int (*setter)(struct config *cfg, const char *val, char *why, size_t whylen);
@@ -27,6 +30,7 @@ struct setting {
     int has_value;    /* 0 for a switch such as --insecure-dev-events */
     setter set;       /* applies the flag's value */
     setter set_env;   /* applies the variable's value, when it differs from `set` */
+    int secret;       /* 1: the value is never echoed in an error message */
 };
 
 static int replace_str(char **slot, const char *val)
@@ -272,6 +276,194 @@ static int set_seeds_env(struct config *cfg, const char *val, char *why, size_t 
     return rc;
 }
 
+/* ---- POST /events settings ---- */
+
+/* 1..512 characters without control characters (what EventBridge allows for an API key name or
+ * value, minus the ':' check that only the name needs). */
+static int token_ok(const char *val, int colon_ok)
+{
+    size_t n = strlen(val);
+
+    if (n < 1 || n > 512)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)val; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (!colon_ok && *p == ':'))
+            return 0;
+    return 1;
+}
+
+static int set_webhook_key(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val) { /* empty: no API key */
+        free(cfg->webhook_api_key);
+        cfg->webhook_api_key = NULL;
+        return 0;
+    }
+    if (!token_ok(val, 1)) {
+        snprintf(why, whylen, "expected 1..512 characters without control characters");
+        return -1;
+    }
+    return replace_str(&cfg->webhook_api_key, val);
+}
+
+static int set_webhook_header(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    for (const char *p = val; *p; p++) {
+        if (!strchr("!#$%&'*+-.^_`|~", *p) && !(*p >= '0' && *p <= '9') &&
+            !(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z')) {
+            snprintf(why, whylen, "expected an HTTP header name such as x-api-key");
+            return -1;
+        }
+    }
+    if (!token_ok(val, 0) || strcasecmp(val, "authorization") == 0) {
+        snprintf(why, whylen,
+                 "expected an HTTP header name such as x-api-key (not Authorization, which Basic "
+                 "uses)");
+        return -1;
+    }
+    return replace_str(&cfg->webhook_header, val);
+}
+
+static int set_webhook_basic(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    const char *colon = strchr(val, ':');
+
+    if (!*val) {
+        free(cfg->webhook_basic);
+        cfg->webhook_basic = NULL;
+        return 0;
+    }
+    if (!colon || colon == val || !token_ok(val, 1)) {
+        snprintf(why, whylen, "expected user:password (a non-empty user, no control characters)");
+        return -1;
+    }
+    return replace_str(&cfg->webhook_basic, val);
+}
+
+static void list_free(char ***list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
+/* Splits a comma list (items trimmed of spaces, empty items dropped) and checks each item with
+ * `ok` (NULL: any). Replaces *list on success. */
+static int set_list(char ***list, size_t *n, const char *val, int (*ok)(const char *),
+                    const char *expected, char *why, size_t whylen)
+{
+    char **items = NULL;
+    size_t count = 0;
+    const char *p = val;
+
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *b = p, *e = p + len;
+        char **grown;
+
+        while (b < e && *b == ' ')
+            b++;
+        while (e > b && e[-1] == ' ')
+            e--;
+        if (e > b) {
+            grown = realloc(items, (count + 1) * sizeof *grown);
+            if (!grown)
+                goto oom;
+            items = grown;
+            items[count] = strndup(b, (size_t)(e - b));
+            if (!items[count])
+                goto oom;
+            count++;
+            if (ok && !ok(items[count - 1])) {
+                snprintf(why, whylen, "%s (\"%s\" is not)", expected, items[count - 1]);
+                list_free(&items, &count);
+                return -1;
+            }
+        }
+        p = end ? end + 1 : p + len;
+    }
+    list_free(list, n);
+    *list = items;
+    *n = count;
+    return 0;
+oom:
+    list_free(&items, &count);
+    snprintf(why, whylen, "out of memory");
+    return -1;
+}
+
+static int bucket_ok(const char *b)
+{
+    return objstore_bucket_valid(b);
+}
+
+static int suffix_ok(const char *s)
+{
+    return strlen(s) <= 64 && !strchr(s, '/');
+}
+
+static int query_ok(const char *q)
+{
+    return engine_query_known(q) != 0;
+}
+
+static int set_event_buckets(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_list(&cfg->event_buckets, &cfg->n_event_buckets, val, bucket_ok,
+                    "expected a comma list of S3 bucket names", why, whylen);
+}
+
+static int set_event_prefix(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (strlen(val) > 1024) {
+        snprintf(why, whylen, "expected a key prefix of at most 1024 bytes");
+        return -1;
+    }
+    return replace_str(&cfg->event_prefix, val);
+}
+
+static int set_event_suffixes(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_list(&cfg->event_suffixes, &cfg->n_event_suffixes, val, suffix_ok,
+                    "expected a comma list of key suffixes such as .json,.jsonl", why, whylen);
+}
+
+static int set_event_queries(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    char **list = NULL;
+    size_t n = 0;
+
+    if (set_list(&list, &n, val, query_ok,
+                 "expected a comma list of catalog queries (facility_metrics, "
+                 "accredited_by_state, expiring_accreditations)",
+                 why, whylen) != 0)
+        return -1;
+    if (n == 0) {
+        snprintf(why, whylen, "expected at least one catalog query");
+        return -1;
+    }
+    list_free(&cfg->event_queries, &cfg->n_event_queries);
+    cfg->event_queries = list;
+    cfg->n_event_queries = n;
+    return 0;
+}
+
+static int set_event_scope(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (strcmp(val, "dataset") == 0) {
+        cfg->event_scope = SCOPE_DATASET;
+    } else if (strcmp(val, "object") == 0) {
+        cfg->event_scope = SCOPE_OBJECT;
+    } else {
+        snprintf(why, whylen, "expected dataset or object");
+        return -1;
+    }
+    return 0;
+}
+
 static const struct setting settings[] = {
     {.flag = "--listen", .env = "HCPIPE_LISTEN", .has_value = 1, .set = set_listen},
     {.flag = "--data-dir", .env = "HCPIPE_DATA_DIR", .has_value = 1, .set = set_data_dir},
@@ -293,6 +485,37 @@ static const struct setting settings[] = {
      .env = "HCPIPE_INSECURE_DEV_EVENTS",
      .has_value = 0,
      .set = set_insecure},
+    {.flag = "--webhook-api-key",
+     .env = "HCPIPE_WEBHOOK_API_KEY",
+     .has_value = 1,
+     .set = set_webhook_key,
+     .secret = 1},
+    {.flag = "--webhook-header",
+     .env = "HCPIPE_WEBHOOK_HEADER",
+     .has_value = 1,
+     .set = set_webhook_header},
+    {.flag = "--webhook-basic",
+     .env = "HCPIPE_WEBHOOK_BASIC",
+     .has_value = 1,
+     .set = set_webhook_basic,
+     .secret = 1},
+    {.flag = "--event-buckets",
+     .env = "HCPIPE_EVENT_BUCKETS",
+     .has_value = 1,
+     .set = set_event_buckets},
+    {.flag = "--event-prefix",
+     .env = "HCPIPE_EVENT_PREFIX",
+     .has_value = 1,
+     .set = set_event_prefix},
+    {.flag = "--event-suffixes",
+     .env = "HCPIPE_EVENT_SUFFIXES",
+     .has_value = 1,
+     .set = set_event_suffixes},
+    {.flag = "--event-queries",
+     .env = "HCPIPE_EVENT_QUERIES",
+     .has_value = 1,
+     .set = set_event_queries},
+    {.flag = "--event-scope", .env = "HCPIPE_EVENT_SCOPE", .has_value = 1, .set = set_event_scope},
 };
 
 static const char usage[] =
@@ -318,6 +541,25 @@ static const char usage[] =
     "                          none)\n"
     "  --insecure-dev-events   accept POST /events without a credential; development only\n"
     "                          (HCPIPE_INSECURE_DEV_EVENTS=1, off)\n"
+    "\n"
+    "POST /events (S3 events from EventBridge API destinations or S3 notifications). The\n"
+    "service refuses to start without an API key or Basic credential unless\n"
+    "--insecure-dev-events is given; secrets are never logged:\n"
+    "  --webhook-api-key KEY   API key expected in the header below (HCPIPE_WEBHOOK_API_KEY,\n"
+    "                          none)\n"
+    "  --webhook-header NAME   header carrying the API key (HCPIPE_WEBHOOK_HEADER, x-api-key)\n"
+    "  --webhook-basic U:P     accept Authorization: Basic for user U, password P\n"
+    "                          (HCPIPE_WEBHOOK_BASIC, none)\n"
+    "  --event-buckets LIST    comma list of buckets whose events start work; other buckets\n"
+    "                          are answered 200 ignored (HCPIPE_EVENT_BUCKETS, any)\n"
+    "  --event-prefix PREFIX   key prefix an event's object must have (HCPIPE_EVENT_PREFIX,\n"
+    "                          none)\n"
+    "  --event-suffixes LIST   comma list; the key must end with one (HCPIPE_EVENT_SUFFIXES,\n"
+    "                          .json,.jsonl,.ndjson; empty = any)\n"
+    "  --event-queries LIST    catalog queries an Object Created event queues\n"
+    "                          (HCPIPE_EVENT_QUERIES, accredited_by_state)\n"
+    "  --event-scope SCOPE     dataset | object: scope of those jobs (HCPIPE_EVENT_SCOPE,\n"
+    "                          dataset)\n"
     "  -h, --help              show this help and exit\n";
 
 const char *config_usage(void)
@@ -334,22 +576,29 @@ static int set_defaults(struct config *cfg)
     cfg->job_timeout_s = 900;
     cfg->max_attempts = 5;
     cfg->max_body = 1 << 20;
+    cfg->event_scope = SCOPE_DATASET;
     if (set_listen(cfg, "127.0.0.1:8080", why, sizeof why) ||
         replace_str(&cfg->data_dir, "./var") || replace_str(&cfg->engine, "local") ||
-        replace_str(&cfg->log_level, "info"))
+        replace_str(&cfg->log_level, "info") || replace_str(&cfg->webhook_header, "x-api-key") ||
+        replace_str(&cfg->event_prefix, "") ||
+        set_event_suffixes(cfg, ".json,.jsonl,.ndjson", why, sizeof why) ||
+        set_event_queries(cfg, "accredited_by_state", why, sizeof why))
         return -1;
     return 0;
 }
 
 /* Applies one value; on failure writes the full message naming `name`. */
-static int apply(struct config *cfg, setter set, const char *name, const char *val, char *err,
-                 size_t errlen)
+static int apply(struct config *cfg, setter set, const char *name, const char *val, int secret,
+                 char *err, size_t errlen)
 {
     char why[200] = "out of memory";
 
     if (set(cfg, val, why, sizeof why) == 0)
         return 0;
-    snprintf(err, errlen, "invalid %s \"%s\": %s", name, val, why);
+    if (secret) /* never echo a secret */
+        snprintf(err, errlen, "invalid %s: %s", name, why);
+    else
+        snprintf(err, errlen, "invalid %s \"%s\": %s", name, val, why);
     return -1;
 }
 
@@ -408,12 +657,14 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         const struct setting *s = &settings[i];
         const char *val = given[i] ? NULL : getenv(s->env);
 
-        if (val && apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, err, errlen) != 0)
+        if (val &&
+            apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, s->secret, err, errlen) != 0)
             return -1;
     }
     /* Pass 3: the flags, in order (--seed accumulates). */
     for (size_t f = 0; f < nflags; f++)
-        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], err, errlen) != 0)
+        if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], flag_set[f]->secret, err,
+                  errlen) != 0)
             return -1;
     return 0;
 }
@@ -426,5 +677,12 @@ void config_free(struct config *cfg)
     free(cfg->engine);
     free(cfg->log_level);
     clear_seeds(cfg);
+    free(cfg->webhook_api_key);
+    free(cfg->webhook_header);
+    free(cfg->webhook_basic);
+    free(cfg->event_prefix);
+    list_free(&cfg->event_buckets, &cfg->n_event_buckets);
+    list_free(&cfg->event_suffixes, &cfg->n_event_suffixes);
+    list_free(&cfg->event_queries, &cfg->n_event_queries);
     memset(cfg, 0, sizeof *cfg);
 }

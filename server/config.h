@@ -24,6 +24,20 @@ struct config {
     size_t n_seeds;
     int insecure_dev_events; /* accept /events without a credential (development only) */
     size_t max_body;         /* request body cap in bytes, default 1 MiB */
+    /* POST /events (secrets are never logged nor echoed in error messages) */
+    char *webhook_api_key; /* expected API key value, NULL when unset (secret) */
+    char *webhook_header;  /* header carrying the API key, default "x-api-key" */
+    char *webhook_basic;   /* "user:password" for Basic auth, NULL when unset (secret) */
+    char **event_buckets;  /* buckets whose events are accepted; none = any */
+    size_t n_event_buckets;
+    char *event_prefix;    /* key prefix events must have, default "" */
+    char **event_suffixes; /* key suffixes (one must match), default .json .jsonl .ndjson; none
+                              = any */
+    size_t n_event_suffixes;
+    char **event_queries; /* catalog queries an Object Created event queues, default
+                             accredited_by_state */
+    size_t n_event_queries;
+    int event_scope; /* enum job_scope of those jobs, default SCOPE_DATASET */
 };
 
 /* Fills `cfg` from argv (the arguments after "serve") and the environment. On a bad value or

@@ -70,7 +70,16 @@ struct engine_ops {
     int (*cancel)(struct engine *e, const char *handle);
     /* Frees the engine. */
     void (*destroy)(struct engine *e);
+    /* Optional (NULL: the engine keeps nothing per object, as Athena reads S3 as it is).
+     * Removes the rows the object `source` ("s3://bucket/key") contributed, for an S3 "Object
+     * Deleted" event; the worker runs it for jobs whose query is ENGINE_DELETE_QUERY. HC_OK also
+     * when the object was never loaded; *removed_out (optional) is then 0, else 1. */
+    int (*delete_object)(struct engine *e, const char *source, int *removed_out);
 };
+
+/* The job "query" that removes its source object's rows instead of running a catalog query
+ * (queued by POST /events for "Object Deleted"; not in the catalog, so POST /jobs refuses it). */
+#define ENGINE_DELETE_QUERY "delete_object"
 
 struct engine {
     const struct engine_ops *ops;  /* first member */

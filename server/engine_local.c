@@ -63,6 +63,8 @@ struct engine_local {
     struct warehouse *wh;
     struct objstore *store;
     int allow_files;
+    char *dataset_bucket; /* dataset scope first loads changed objects under this bucket... */
+    char *dataset_prefix; /* ...and prefix (engine_local_set_store()); NULL: no sync */
     pthread_mutex_t lock; /* guards runs */
     struct run *runs;
 };
@@ -144,6 +146,32 @@ static int on_bad(void *ctx, uint64_t position, const char *reason)
     return warehouse_load_bad(((struct load_ctx *)ctx)->ld, position, reason);
 }
 
+/* One chunk of an object on its way into the parser (read loop or a store's stream()). */
+struct feed {
+    struct records_parser *p;
+    const struct engine_job *job;
+    struct interrupt *intr;
+    uint64_t bytes;
+    int err; /* what feed_chunk() returned last */
+};
+
+static int feed_chunk(void *ctx, const void *data, size_t n)
+{
+    struct feed *f = ctx;
+
+    if (interrupt_check(f->intr)) {
+        f->err = f->intr->why;
+        return f->err;
+    }
+    f->bytes += n;
+    f->err = records_feed(f->p, data, n);
+    if (f->job->progress) {
+        atomic_store(&f->job->progress->bytes_read, f->bytes);
+        atomic_store(&f->job->progress->records_read, records_seen(f->p));
+    }
+    return f->err;
+}
+
 /* Loads job->source. Fills the load statistics; *bad_out gets skipped records (new ref). */
 static int load_source(struct engine_local *el, const struct engine_job *job,
                        struct interrupt *intr, struct warehouse_load_stats *ls, json_t **bad_out,
@@ -168,7 +196,10 @@ static int load_source(struct engine_local *el, const struct engine_job *job,
                         " name and key");
             goto out;
         }
-        err = objstore_open(el->store, bucket, key, &rd, &info);
+        /* A store that streams (S3) is read through stream() after stat() named the version;
+         * the folder store is opened, which gives the version of the bytes it will read. */
+        err = el->store->ops->stream ? objstore_stat(el->store, bucket, key, &info)
+                                     : objstore_open(el->store, bucket, key, &rd, &info);
     } else if (el->allow_files) {
         bucket = strdup("");
         key = realpath(job->source, NULL);
@@ -207,31 +238,42 @@ static int load_source(struct engine_local *el, const struct engine_job *job,
         struct records_callbacks cb = {on_record, on_bad, &lc};
         p = records_new(&cb, LOCAL_MAX_RECORD);
     }
-    chunk = malloc(LOCAL_CHUNK);
-    if (!p || !chunk) {
+    chunk = rd ? malloc(LOCAL_CHUNK) : NULL;
+    if (!p || (rd && !chunk)) {
         err = HC_ENOMEM;
         goto out;
     }
-    for (;;) {
-        size_t n = 0;
+    {
+        struct feed f = {.p = p, .job = job, .intr = intr};
 
-        if (interrupt_check(intr)) {
-            err = intr->why;
-            goto out;
+        if (!rd) {
+            err = objstore_stream(el->store, bucket, key, &info, feed_chunk, &f);
+            if (err && f.err) /* the parser's (or the interrupt's) error, not the store's */
+                err = f.err;
+            if (err == HC_ECANCELLED && intr->why)
+                err = intr->why;
+            if (err && err != HC_EBADRECORDS && err != HC_EBADINPUT)
+                goto out;
         }
-        err = objstore_read(rd, chunk, LOCAL_CHUNK, &n);
-        if (err)
-            goto out;
-        if (n == 0)
-            break;
-        bytes += n;
-        err = records_feed(p, chunk, n);
-        if (job->progress) {
-            atomic_store(&job->progress->bytes_read, bytes);
-            atomic_store(&job->progress->records_read, records_seen(p));
+        while (rd) {
+            size_t n = 0;
+
+            if (interrupt_check(intr)) {
+                err = intr->why;
+                goto out;
+            }
+            err = objstore_read(rd, chunk, LOCAL_CHUNK, &n);
+            if (err)
+                goto out;
+            if (n == 0)
+                break;
+            err = feed_chunk(&f, chunk, n);
+            if (err == intr->why && err)
+                goto out;
+            if (err)
+                break;
         }
-        if (err)
-            break;
+        bytes = f.bytes;
     }
     if (!err)
         err = records_finish(p);
@@ -277,6 +319,140 @@ out:
     free(bucket);
     free(key);
     *bytes_out = bytes;
+    return err;
+}
+
+/* ---- dataset sync (a store with a configured prefix, e.g. HCPIPE_SOURCE=s3) ---- */
+
+struct key_list {
+    char **keys;
+    size_t n, cap;
+};
+
+static int collect_key(void *ctx, const char *key, const struct objstore_info *info)
+{
+    struct key_list *kl = ctx;
+
+    (void)info;
+    if (kl->n == kl->cap) {
+        size_t cap = kl->cap ? kl->cap * 2 : 64;
+        char **k = realloc(kl->keys, cap * sizeof *k);
+
+        if (!k)
+            return HC_ENOMEM;
+        kl->keys = k;
+        kl->cap = cap;
+    }
+    kl->keys[kl->n] = strdup(key);
+    if (!kl->keys[kl->n])
+        return HC_ENOMEM;
+    kl->n++;
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes from the warehouse the objects under the dataset prefix that are no longer listed
+ * (deleted from the store). `listed` is sorted. */
+static int drop_vanished(struct engine_local *el, const struct key_list *listed,
+                         uint64_t *dropped_out)
+{
+    struct key_list gone = {0};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t plen = strlen(el->dataset_prefix);
+    int err, rc;
+
+    err = warehouse_open_reader(el->wh, &db);
+    if (err)
+        return err;
+    rc = sqlite3_prepare_v2(db, "SELECT key FROM objects WHERE bucket = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, el->dataset_bucket, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && !err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 0);
+
+        if (key && strncmp(key, el->dataset_prefix, plen) == 0 &&
+            !bsearch(&key, listed->keys, listed->n, sizeof *listed->keys, key_cmp))
+            err = collect_key(&gone, key, NULL);
+        rc = SQLITE_OK;
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_OK)
+        err = warehouse_sqlite_err(rc) ? warehouse_sqlite_err(rc) : HC_EDB;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    for (size_t i = 0; i < gone.n; i++) {
+        int e = err ? HC_OK : warehouse_delete(el->wh, el->dataset_bucket, gone.keys[i]);
+
+        if (e == HC_OK && !err)
+            (*dropped_out)++;
+        else if (e != HC_ENOTFOUND && !err)
+            err = e;
+        free(gone.keys[i]);
+    }
+    free(gone.keys);
+    return err;
+}
+
+/* Lists the dataset prefix and loads every object whose version (ETag) changed since its last
+ * load (the warehouse skips unchanged ones without reading them), then drops the objects that
+ * are gone from the store. */
+static int sync_dataset(struct engine_local *el, const struct engine_job *job,
+                        struct interrupt *intr, uint64_t *loaded_out, uint64_t *listed_out,
+                        uint64_t *bytes_io, struct warehouse_load_stats *total,
+                        uint64_t *dropped_out, json_t **problem_out)
+{
+    struct key_list kl = {0};
+    int err;
+
+    err = objstore_list(el->store, el->dataset_bucket, el->dataset_prefix, collect_key, &kl);
+    if (err) {
+        char detail[512];
+
+        snprintf(detail, sizeof detail, "listing s3://%s/%s failed", el->dataset_bucket,
+                 el->dataset_prefix);
+        set_problem(problem_out, err, detail);
+    }
+    *listed_out = kl.n;
+    for (size_t i = 0; !err && i < kl.n; i++) {
+        struct warehouse_load_stats ls = {0};
+        struct engine_job one = *job;
+        json_t *bad = NULL;
+        uint64_t bytes = 0;
+        size_t len = strlen(el->dataset_bucket) + strlen(kl.keys[i]) + 8;
+        char *uri = malloc(len);
+
+        if (!uri) {
+            err = HC_ENOMEM;
+            break;
+        }
+        snprintf(uri, len, "s3://%s/%s", el->dataset_bucket, kl.keys[i]);
+        one.source = uri;
+        if (job->source && strcmp(job->source, uri) == 0) {
+            free(uri);
+            continue; /* loaded just before */
+        }
+        err = load_source(el, &one, intr, &ls, &bad, &bytes, problem_out);
+        json_decref(bad);
+        free(uri);
+        if (!err && !ls.unchanged)
+            (*loaded_out)++;
+        *bytes_io += bytes;
+        total->records += ls.records;
+        total->bad += ls.bad;
+    }
+    if (!err) {
+        qsort(kl.keys, kl.n, sizeof *kl.keys, key_cmp);
+        err = drop_vanished(el, &kl, dropped_out);
+        if (err)
+            set_problem(problem_out, err, "removing objects deleted from the store failed");
+    }
+    for (size_t i = 0; i < kl.n; i++)
+        free(kl.keys[i]);
+    free(kl.keys);
     return err;
 }
 
@@ -341,6 +517,7 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
     json_t *bad = NULL, *warnings = NULL;
     uint64_t bytes = 0;
     int64_t t0 = sys_mono_ms(), t1, t2, load_id = 0;
+    uint64_t synced = 0, listed = 0, dropped = 0;
     char name[128];
     int err = HC_OK;
 
@@ -375,6 +552,11 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
             goto out;
         load_id = ls.load_id;
     }
+    if (job->scope == SCOPE_DATASET && el->dataset_bucket) {
+        err = sync_dataset(el, job, &r->intr, &synced, &listed, &bytes, &ls, &dropped, problem_out);
+        if (err)
+            goto out;
+    }
     t1 = sys_mono_ms();
     err = prepare_query(el, r, job, job->scope == SCOPE_OBJECT ? load_id : 0, problem_out);
     if (!err)
@@ -388,6 +570,11 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
                   (json_int_t)bytes, "rows_loaded", (json_int_t)ls.records, "bad_record_count",
                   (json_int_t)ls.bad, "load_id", (json_int_t)load_id, "unchanged", ls.unchanged,
                   "load_ms", (json_int_t)(t1 - t0), "query_ms", (json_int_t)(t2 - t1));
+    if (r->stats && job->scope == SCOPE_DATASET && el->dataset_bucket) {
+        json_object_set_new(r->stats, "dataset_objects", json_integer((json_int_t)listed));
+        json_object_set_new(r->stats, "dataset_objects_loaded", json_integer((json_int_t)synced));
+        json_object_set_new(r->stats, "dataset_objects_removed", json_integer((json_int_t)dropped));
+    }
     warnings = json_array();
     if (!r->stats || !warnings) {
         err = HC_ENOMEM;
@@ -537,9 +724,20 @@ static void local_destroy(struct engine *e)
     }
     warehouse_close(el->wh);
     objstore_destroy(el->store);
+    free(el->dataset_bucket);
+    free(el->dataset_prefix);
     pthread_mutex_destroy(&el->lock);
     free(el->data_dir);
     free(el);
+}
+
+static int local_delete_object(struct engine *e, const char *source, int *removed_out)
+{
+    int err = engine_local_delete_object(e, source);
+
+    if (removed_out)
+        *removed_out = err == HC_OK;
+    return err == HC_ENOTFOUND ? HC_OK : err;
 }
 
 static const struct engine_ops local_ops = {
@@ -549,6 +747,7 @@ static const struct engine_ops local_ops = {
     .fetch_page = local_fetch_page,
     .cancel = local_cancel,
     .destroy = local_destroy,
+    .delete_object = local_delete_object,
 };
 
 int engine_local_new(const char *data_dir, struct engine **out)
@@ -634,4 +833,36 @@ int engine_local_delete_object(struct engine *e, const char *source)
     free(bucket);
     free(key);
     return err;
+}
+
+int engine_local_set_store(struct engine *e, struct objstore *store, const char *dataset_uri)
+{
+    struct engine_local *el = (struct engine_local *)e;
+    char *bucket = NULL, *prefix = NULL;
+
+    if (dataset_uri && *dataset_uri) {
+        const char *b = dataset_uri + 5, *slash;
+
+        if (strncmp(dataset_uri, "s3://", 5) != 0 || !(slash = strchr(b, '/')))
+            return HC_EBADSOURCE;
+        bucket = strndup(b, (size_t)(slash - b));
+        prefix = strdup(slash + 1);
+        if (!bucket || !prefix) {
+            free(bucket);
+            free(prefix);
+            return HC_ENOMEM;
+        }
+        if (!objstore_bucket_valid(bucket)) {
+            free(bucket);
+            free(prefix);
+            return HC_EBADSOURCE;
+        }
+    }
+    objstore_destroy(el->store);
+    el->store = store;
+    free(el->dataset_bucket);
+    free(el->dataset_prefix);
+    el->dataset_bucket = bucket;
+    el->dataset_prefix = prefix;
+    return HC_OK;
 }

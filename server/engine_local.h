@@ -27,4 +27,13 @@ void engine_local_allow_files(struct engine *e, int allow);
  * HC_ENOTFOUND when it was not loaded, HC_EBADSOURCE for a malformed URI. */
 int engine_local_delete_object(struct engine *e, const char *source);
 
+struct objstore;
+
+/* Replaces the engine's object store with `store` (taken; the folder store is freed): e.g. the
+ * S3 store of HCPIPE_SOURCE=s3. With dataset_uri ("s3://bucket/prefix/", may be NULL), every
+ * dataset-scope job first lists that prefix and loads each object whose version (ETag) changed
+ * since it was loaded, and drops the objects no longer there. Call before the engine is used.
+ * HC_EBADSOURCE for a malformed URI (the store is then not taken). */
+int engine_local_set_store(struct engine *e, struct objstore *store, const char *dataset_uri);
+
 #endif

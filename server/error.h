@@ -45,7 +45,8 @@
     X(HC_EUNAVAILABLE,    503, "unavailable",             1, "Service unavailable")                \
     X(HC_ETIMEOUT,        504, "timeout",                 0, "The job's deadline passed")          \
     X(HC_ECANCELLED,      409, "cancelled",               0, "The job was cancelled")            \
-    X(HC_EBADEVENT,       400, "invalid-event",           0, "Not a valid S3 event")
+    X(HC_EBADEVENT,       400, "invalid-event",           0, "Not a valid S3 event")               \
+    X(HC_EENGINEBUSY,     503, "engine-busy",             1, "The query engine is at capacity")
 
 #define HC_ERR_ENUM_(code, status, slug, transient, title) code,
 enum hc_err { HC_ERROR_TABLE(HC_ERR_ENUM_) HC_ERR_COUNT };

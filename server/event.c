@@ -35,8 +35,8 @@ static int fail(struct perr *pe, const char *fmt, ...)
 }
 
 /* A member that must be a string (required) or may be absent/null (optional). */
-static int get_str(json_t *obj, const char *name, const char *where, int required,
-                   const char **out, struct perr *pe)
+static int get_str(json_t *obj, const char *name, const char *where, int required, const char **out,
+                   struct perr *pe)
 {
     json_t *v = json_object_get(obj, name);
 
@@ -51,8 +51,7 @@ static int get_str(json_t *obj, const char *name, const char *where, int require
     return HC_OK;
 }
 
-static int get_obj(json_t *obj, const char *name, const char *where, json_t **out,
-                   struct perr *pe)
+static int get_obj(json_t *obj, const char *name, const char *where, json_t **out, struct perr *pe)
 {
     *out = json_object_get(obj, name);
     if (!*out)
@@ -192,8 +191,8 @@ static int event_fill(struct object_event *ev, enum event_kind kind, const char 
     ev->time = dup_or_null(time);
     ev->reason = dup_or_null(reason);
     if (!ev->key || !ev->dedup_id || !ev->bucket || !ev->raw_key || (etag && !ev->etag) ||
-        (sequencer && !ev->sequencer) || (version_id && !ev->version_id) ||
-        (time && !ev->time) || (reason && !ev->reason))
+        (sequencer && !ev->sequencer) || (version_id && !ev->version_id) || (time && !ev->time) ||
+        (reason && !ev->reason))
         return HC_ENOMEM;
     return HC_OK;
 }
@@ -262,8 +261,7 @@ static int parse_eventbridge(json_t *root, struct event_batch *out, struct perr 
                       time, reason);
 }
 
-static int parse_record(json_t *rec, size_t i, struct object_event *ev, int *skip,
-                        struct perr *pe)
+static int parse_record(json_t *rec, size_t i, struct object_event *ev, int *skip, struct perr *pe)
 {
     const char *name, *time, *reqid = NULL, *bucket, *raw_key, *etag, *seq, *version;
     json_t *s3, *jbucket, *jobject, *resp;
@@ -282,6 +280,10 @@ static int parse_record(json_t *rec, size_t i, struct object_event *ev, int *ski
         rc = get_str(rec, "eventTime", where, 0, &time, pe);
     if (rc)
         return rc;
+    /* MinIO's bucket notifications name the event "s3:ObjectCreated:Put" (with the prefix of
+     * its configuration's event names); AWS sends "ObjectCreated:Put". */
+    if (strncmp(name, "s3:", 3) == 0)
+        name += 3;
     if (strncmp(name, "ObjectCreated:", 14) == 0) {
         kind = EVENT_OBJECT_CREATED;
     } else if (strncmp(name, "ObjectRemoved:", 14) == 0) {
@@ -321,8 +323,7 @@ static int parse_record(json_t *rec, size_t i, struct object_event *ev, int *ski
     if (!reqid)
         snprintf(dedup, sizeof dedup, "s3:%s/%s@%s", bucket, raw_key,
                  seq ? seq : (etag ? etag : "-"));
-    return event_fill(ev, kind, dedup, bucket, key, raw_key, size, etag, seq, version, time,
-                      name);
+    return event_fill(ev, kind, dedup, bucket, key, raw_key, size, etag, seq, version, time, name);
 }
 
 static int parse_records(json_t *records, struct event_batch *out, struct perr *pe)

@@ -5,7 +5,8 @@
  *   - an EventBridge event from source "aws.s3" ("Object Created", "Object Deleted"; other
  *     detail-types from aws.s3 are acknowledged and ignored);
  *   - a classic S3 notification, {"Records": [...]} (eventName "ObjectCreated:*" /
- *     "ObjectRemoved:*"), as S3 -> SNS/SQS relays and MinIO send it;
+ *     "ObjectRemoved:*", or with MinIO's "s3:" prefix, "s3:ObjectCreated:Put"), as S3 -> SNS/SQS
+ *     relays and MinIO send it;
  *   - the s3:TestEvent S3 sends when a notification configuration is saved (acknowledged).
  *
  * Keys: a classic key is form-decoded ('+' is a space, then %XX) and must then be valid UTF-8,
@@ -26,23 +27,23 @@ enum event_kind { EVENT_OBJECT_CREATED, EVENT_OBJECT_DELETED };
 /* One object event. Every string is owned by the batch. */
 struct object_event {
     enum event_kind kind;
-    char *dedup_id;    /* EventBridge `id`, or "<x-amz-request-id>/<raw key>" for Records */
-    char *bucket;      /* bucket name as sent */
-    char *key;         /* decoded key (UTF-8) */
-    char *raw_key;     /* key exactly as in the payload */
-    int64_t size;      /* object size, -1 when absent */
-    char *etag;        /* NULL when absent */
-    char *sequencer;   /* NULL when absent */
-    char *version_id;  /* NULL when absent */
-    char *time;        /* event time, RFC 3339, NULL when absent */
-    char *reason;      /* detail.reason or eventName, NULL when absent */
+    char *dedup_id;   /* EventBridge `id`, or "<x-amz-request-id>/<raw key>" for Records */
+    char *bucket;     /* bucket name as sent */
+    char *key;        /* decoded key (UTF-8) */
+    char *raw_key;    /* key exactly as in the payload */
+    int64_t size;     /* object size, -1 when absent */
+    char *etag;       /* NULL when absent */
+    char *sequencer;  /* NULL when absent */
+    char *version_id; /* NULL when absent */
+    char *time;       /* event time, RFC 3339, NULL when absent */
+    char *reason;     /* detail.reason or eventName, NULL when absent */
 };
 
 struct event_batch {
     struct object_event *events; /* n_events entries */
     size_t n_events;
-    const char *ignored;         /* when no event applies: why (static text), else NULL */
-    const char *format;          /* "eventbridge", "s3-records" or "s3-test-event" (static) */
+    const char *ignored; /* when no event applies: why (static text), else NULL */
+    const char *format;  /* "eventbridge", "s3-records" or "s3-test-event" (static) */
 };
 
 /*

@@ -15,11 +15,16 @@
  * The connection is opened with SQLITE_OPEN_NOMUTEX because our mutex already serialises it.
  *
  * Durability: journal_mode=WAL with synchronous=FULL: a committed job survives a crash and a
- * power loss.
+ * power loss. Events (POST /events) are group-committed: concurrent callers of
+ * jobstore_event_record() queue up, and one of them (the leader) records the whole queue in one
+ * transaction, so N concurrent events cost one fsync instead of N; each caller returns only
+ * after the commit that holds its event.
  *
  * Schema versions:
  *   1  the jobs table and its indexes (claim, listing, listing by state and by query);
- *   2  jobs.event_id and an index on it (the events issue looks jobs up by event).
+ *   2  jobs.event_id and an index on it (the events issue looks jobs up by event);
+ *   3  the events table (POST /events: one row per object event, its dedup keys, its order
+ *      among the events of the same object, and the jobs it made).
  * A new version appends one entry to `migrations`; never edit an entry that has shipped.
  */
 #include "server/jobstore.h"
@@ -29,14 +34,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/error.h"
 #include "server/log.h"
 #include "server/sys.h"
 
+/* One caller of jobstore_event_record() waiting for its group commit. */
+struct event_req {
+    const struct event_record *ev;
+    const struct job_spec *specs;
+    size_t n_specs;
+    struct event_outcome *out;
+    int err;  /* its result, set by the leader */
+    int done; /* 1 once the leader committed (or failed) it; under ev_lock */
+    struct event_req *next;
+};
+
 struct jobstore {
     sqlite3 *db;          /* the one connection (see the file header) */
     pthread_mutex_t lock; /* held around every use of db */
+    /* Group commit of events (see jobstore_event_record()), all under ev_lock. */
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;    /* broadcast when a batch is done */
+    struct event_req *ev_head; /* requests waiting for the next batch */
+    struct event_req **ev_tail;
+    int ev_leader; /* 1 while a caller commits a batch */
 };
 
 /* ---- 1. schema ---------------------------------------------------------------------------- */
@@ -74,6 +97,30 @@ static const char *const migrations[] = {
     /* 1 -> 2 */
     "ALTER TABLE jobs ADD COLUMN event_id TEXT;"
     "CREATE INDEX jobs_by_event ON jobs (event_id) WHERE event_id IS NOT NULL;",
+    /* 2 -> 3 */
+    "CREATE TABLE events ("
+    "  id          TEXT PRIMARY KEY NOT NULL,"
+    "  dedup_id    TEXT NOT NULL UNIQUE,"
+    "  format      TEXT NOT NULL,"
+    "  kind        TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),"
+    "  bucket      TEXT NOT NULL,"
+    "  key         TEXT NOT NULL,"
+    "  raw_key     TEXT NOT NULL,"
+    "  source      TEXT NOT NULL,"
+    "  sequencer   TEXT,"
+    "  seq_norm    TEXT,"
+    "  etag        TEXT,"
+    "  version_id  TEXT,"
+    "  size        INTEGER,"
+    "  event_time  TEXT,"
+    "  received_ms INTEGER NOT NULL,"
+    "  status      TEXT NOT NULL CHECK (status IN ('applied', 'superseded')),"
+    "  superseded_by TEXT,"
+    "  job_ids     TEXT NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX events_by_seq ON events (bucket, key, seq_norm)"
+    "  WHERE seq_norm IS NOT NULL;"
+    "CREATE INDEX events_by_key ON events (bucket, key, received_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -161,6 +208,9 @@ int jobstore_open(const char *path, struct jobstore **out)
     if (!js)
         return HC_ENOMEM;
     pthread_mutex_init(&js->lock, NULL);
+    pthread_mutex_init(&js->ev_lock, NULL);
+    pthread_cond_init(&js->ev_cond, NULL);
+    js->ev_tail = &js->ev_head;
     rc = sqlite3_open_v2(path, &js->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -191,6 +241,8 @@ void jobstore_close(struct jobstore *js)
         return;
     sqlite3_close(js->db);
     pthread_mutex_destroy(&js->lock);
+    pthread_mutex_destroy(&js->ev_lock);
+    pthread_cond_destroy(&js->ev_cond);
     free(js);
 }
 
@@ -544,20 +596,16 @@ static int update_locked(struct jobstore *js, sqlite3_stmt *st, const char *id, 
     return err;
 }
 
-int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job **out)
+/* Inserts a queued job with a new id (written to id_out); the lock is held. */
+static int insert_locked(struct jobstore *js, const struct job_spec *spec, int64_t now,
+                         char id_out[37])
 {
     sqlite3_stmt *st = NULL;
-    char id[37], date[11];
-    int64_t now = sys_now_ms();
+    char date[11];
     int err, rc;
 
-    if (out)
-        *out = NULL;
-    if (!spec->query || spec->timeout_s < 0)
-        return HC_EINVAL;
-    sys_uuid(id);
+    sys_uuid(id_out);
     sys_date_utc(now, date);
-    pthread_mutex_lock(&js->lock);
     err = prepare(js,
                   "INSERT INTO jobs (id, query, source, as_of, scope, on_bad_record, timeout_s,"
                   " engine, event_id, state, attempts, created_ms, updated_ms, next_run_ms)"
@@ -565,8 +613,8 @@ int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job
                   " :event, 'queued', 0, :now, :now, :now)",
                   &st);
     if (err)
-        goto out;
-    bind_text(st, ":id", id);
+        return err;
+    bind_text(st, ":id", id_out);
     bind_text(st, ":query", spec->query);
     bind_text(st, ":source", spec->source);
     bind_text(st, ":as_of", spec->as_of ? spec->as_of : date);
@@ -580,11 +628,22 @@ int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job
     if (rc != SQLITE_DONE)
         err = db_err(js, rc, "insert");
     sqlite3_finalize(st);
-    if (err)
-        goto out;
+    return err;
+}
+
+int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job **out)
+{
+    char id[37];
+    int err;
+
     if (out)
+        *out = NULL;
+    if (!spec->query || spec->timeout_s < 0)
+        return HC_EINVAL;
+    pthread_mutex_lock(&js->lock);
+    err = insert_locked(js, spec, sys_now_ms(), id);
+    if (!err && out)
         err = get_locked(js, id, out);
-out:
     pthread_mutex_unlock(&js->lock);
     return err;
 }
@@ -839,6 +898,32 @@ int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t 
     return err;
 }
 
+int jobstore_requeue(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'retrying', error = :error, updated_ms = :now,"
+                  " next_run_ms = :retry, handle = NULL, finished_ms = 0,"
+                  " attempts = max(attempts - 1, 0)"
+                  " WHERE id = :id AND state = 'running'",
+                  &st);
+    if (!err) {
+        err = bind_json(st, ":error", problem);
+        bind_int64(st, ":now", sys_now_ms());
+        bind_int64(st, ":retry", retry_at_ms);
+        bind_text(st, ":id", id);
+        if (err)
+            sqlite3_finalize(st);
+        else
+            err = update_locked(js, st, id, NULL);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
 int jobstore_cancel(struct jobstore *js, const char *id, struct job **out)
 {
     sqlite3_stmt *st = NULL;
@@ -909,6 +994,54 @@ int jobstore_retry(struct jobstore *js, const char *id, struct job **out)
     return err;
 }
 
+int jobstore_retry_all(struct jobstore *js, enum job_state state, size_t limit,
+                       char (**ids_out)[37], size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    char(*ids)[37] = NULL;
+    size_t n = 0;
+    int err, rc;
+
+    *ids_out = NULL;
+    *n_out = 0;
+    if ((state != JOB_DEAD && state != JOB_FAILED) || limit < 1 || limit > 1000)
+        return HC_EVALIDATION;
+    ids = calloc(limit, sizeof *ids);
+    if (!ids)
+        return HC_ENOMEM;
+    pthread_mutex_lock(&js->lock);
+    /* One statement, so the replay is all or nothing; the same reset as jobstore_retry(). */
+    err = prepare(js,
+                  "UPDATE jobs SET state = 'queued', attempts = 0, handle = NULL, error = NULL,"
+                  " cancel_requested = 0, finished_ms = 0, next_run_ms = :now, updated_ms = :now"
+                  " WHERE id IN (SELECT id FROM jobs WHERE state = :state"
+                  "   ORDER BY created_ms, id LIMIT :limit)"
+                  " RETURNING id",
+                  &st);
+    if (!err) {
+        bind_int64(st, ":now", sys_now_ms());
+        bind_text(st, ":state", job_state_name(state));
+        bind_int64(st, ":limit", (int64_t)limit);
+        for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+            const unsigned char *id = sqlite3_column_text(st, 0);
+
+            if (n < limit) /* LIMIT bounds it; the check keeps the array safe regardless */
+                snprintf(ids[n++], 37, "%s", id ? (const char *)id : "");
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            err = db_err(js, rc, "retry all");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    if (err || n == 0) {
+        free(ids);
+        return err;
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return HC_OK;
+}
+
 int jobstore_recover(struct jobstore *js, int *n_out)
 {
     sqlite3_stmt *st = NULL;
@@ -955,6 +1088,411 @@ int jobstore_count_by_state(struct jobstore *js, uint64_t counts_out[JOB_CANCELL
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&js->lock);
+    return err;
+}
+
+/* ---- 4. events ---------------------------------------------------------------------------- */
+
+/* Takes the store's lock, waiting at most wait_ms. 0 when taken. */
+static int lock_within(struct jobstore *js, int64_t wait_ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait_ms / 1000);
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&js->lock, &ts);
+}
+
+/* The sequencer as stored for ordering: right-padded with '0' to JOBSTORE_SEQ_WIDTH into out
+ * (returned), or `seq` itself when it is longer. */
+static const char *seq_normalise(const char *seq, char out[JOBSTORE_SEQ_WIDTH + 1])
+{
+    size_t n = strlen(seq);
+
+    if (n > JOBSTORE_SEQ_WIDTH)
+        return seq;
+    memcpy(out, seq, n);
+    memset(out + n, '0', JOBSTORE_SEQ_WIDTH - n);
+    out[JOBSTORE_SEQ_WIDTH] = '\0';
+    return out;
+}
+
+/* Reads the outcome columns (id, status, superseded_by, job_ids) of a stored event. */
+static int outcome_from_row(sqlite3_stmt *st, int first, struct event_outcome *out)
+{
+    const unsigned char *id = sqlite3_column_text(st, first);
+    const unsigned char *by = sqlite3_column_text(st, first + 2);
+    const unsigned char *ids = sqlite3_column_text(st, first + 3);
+    json_t *arr = ids ? json_loads((const char *)ids, 0, NULL) : NULL;
+    size_t n = json_array_size(arr);
+
+    snprintf(out->event_id, sizeof out->event_id, "%s", id ? (const char *)id : "");
+    out->superseded = col_equals(st, first + 1, "superseded");
+    snprintf(out->superseded_by, sizeof out->superseded_by, "%s", by ? (const char *)by : "");
+    out->n_jobs = 0;
+    out->job_ids = n ? calloc(n, sizeof *out->job_ids) : NULL;
+    if (n && !out->job_ids) {
+        json_decref(arr);
+        return HC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *j = json_string_value(json_array_get(arr, i));
+
+        if (j)
+            snprintf(out->job_ids[out->n_jobs++], 37, "%s", j);
+    }
+    json_decref(arr);
+    return HC_OK;
+}
+
+/* Step a prepared lookup: HC_OK with *found set, filling `out` from column `first` on a hit. */
+static int lookup_locked(struct jobstore *js, sqlite3_stmt *st, int first, int *found,
+                         struct event_outcome *out)
+{
+    int rc = sqlite3_step(st);
+
+    *found = 0;
+    if (rc == SQLITE_DONE)
+        return HC_OK;
+    if (rc != SQLITE_ROW)
+        return db_err(js, rc, "event lookup");
+    *found = 1;
+    return outcome_from_row(st, first, out);
+}
+
+#define EVENT_OUTCOME_COLS "id, status, superseded_by, job_ids"
+
+/* Is this event a duplicate of a stored one? Fills `out` from the original when it is. */
+static int find_duplicate_locked(struct jobstore *js, const struct event_record *ev,
+                                 const char *seq, int *found, struct event_outcome *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err;
+
+    err = prepare(js, "SELECT " EVENT_OUTCOME_COLS " FROM events WHERE dedup_id = :d", &st);
+    if (err)
+        return err;
+    bind_text(st, ":d", ev->dedup_id);
+    err = lookup_locked(js, st, 0, found, out);
+    sqlite3_finalize(st);
+    if (err || *found)
+        return err;
+    if (seq) {
+        err = prepare(js,
+                      "SELECT " EVENT_OUTCOME_COLS " FROM events"
+                      " WHERE bucket = :b AND key = :k AND seq_norm = :s",
+                      &st);
+        if (err)
+            return err;
+        bind_text(st, ":s", seq);
+    } else if (ev->etag) {
+        /* Without a sequencer, the same etag and kind as the object's latest event is a
+         * redelivery; an older event with that etag is not (the object may have been deleted
+         * and uploaded again since). */
+        err = prepare(js,
+                      "SELECT kind = :kind AND etag IS :etag, " EVENT_OUTCOME_COLS " FROM events"
+                      " WHERE bucket = :b AND key = :k ORDER BY received_ms DESC, rowid DESC"
+                      " LIMIT 1",
+                      &st);
+        if (err)
+            return err;
+        bind_text(st, ":kind", ev->deleted ? "deleted" : "created");
+        bind_text(st, ":etag", ev->etag);
+    } else {
+        return HC_OK;
+    }
+    bind_text(st, ":b", ev->bucket);
+    bind_text(st, ":k", ev->key);
+    if (seq) {
+        err = lookup_locked(js, st, 0, found, out);
+    } else {
+        int rc = sqlite3_step(st);
+
+        if (rc == SQLITE_ROW && sqlite3_column_int(st, 0)) {
+            *found = 1;
+            err = outcome_from_row(st, 1, out);
+        } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            err = db_err(js, rc, "event lookup");
+        }
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* The newest applied event of the object with a later sequencer, if any (its id into by). */
+static int find_newer_locked(struct jobstore *js, const struct event_record *ev, const char *seq,
+                             char by[37])
+{
+    sqlite3_stmt *st = NULL;
+    int err, rc;
+
+    by[0] = '\0';
+    if (!seq)
+        return HC_OK;
+    err = prepare(js,
+                  "SELECT id FROM events WHERE bucket = :b AND key = :k AND status = 'applied'"
+                  " AND seq_norm > :s ORDER BY seq_norm DESC LIMIT 1",
+                  &st);
+    if (err)
+        return err;
+    bind_text(st, ":b", ev->bucket);
+    bind_text(st, ":k", ev->key);
+    bind_text(st, ":s", seq);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(by, 37, "%s", (const char *)sqlite3_column_text(st, 0));
+    else if (rc != SQLITE_DONE)
+        err = db_err(js, rc, "event order");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static int insert_event_locked(struct jobstore *js, const struct event_record *ev, const char *seq,
+                               int64_t now, const struct event_outcome *o)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *ids = json_array();
+    int err, rc;
+
+    if (!ids)
+        return HC_ENOMEM;
+    for (size_t i = 0; i < o->n_jobs; i++)
+        if (json_array_append_new(ids, json_string(o->job_ids[i]))) {
+            json_decref(ids);
+            return HC_ENOMEM;
+        }
+    err = prepare(js,
+                  "INSERT INTO events (id, dedup_id, format, kind, bucket, key, raw_key, source,"
+                  " sequencer, seq_norm, etag, version_id, size, event_time, received_ms, status,"
+                  " superseded_by, job_ids) VALUES (:id, :d, :fmt, :kind, :b, :k, :raw, :src,"
+                  " :seq, :norm, :etag, :ver, :size, :time, :now, :status, :by, :ids)",
+                  &st);
+    if (err) {
+        json_decref(ids);
+        return err;
+    }
+    bind_text(st, ":id", o->event_id);
+    bind_text(st, ":d", ev->dedup_id);
+    bind_text(st, ":fmt", ev->format ? ev->format : "eventbridge");
+    bind_text(st, ":kind", ev->deleted ? "deleted" : "created");
+    bind_text(st, ":b", ev->bucket);
+    bind_text(st, ":k", ev->key);
+    bind_text(st, ":raw", ev->raw_key ? ev->raw_key : ev->key);
+    bind_text(st, ":src", ev->source ? ev->source : "");
+    bind_text(st, ":seq", ev->sequencer);
+    bind_text(st, ":norm", seq);
+    bind_text(st, ":etag", ev->etag);
+    bind_text(st, ":ver", ev->version_id);
+    if (ev->size >= 0)
+        bind_int64(st, ":size", ev->size);
+    bind_text(st, ":time", ev->time);
+    bind_int64(st, ":now", now);
+    bind_text(st, ":status", o->superseded ? "superseded" : "applied");
+    bind_text(st, ":by", o->superseded ? o->superseded_by : NULL);
+    err = bind_json(st, ":ids", ids);
+    json_decref(ids);
+    if (!err) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+            err = db_err(js, rc, "event insert");
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* SQLITE_BUSY (another process holds the write lock past our wait) -> HC_EUNAVAILABLE. */
+static int busy_is_unavailable(struct jobstore *js, int err)
+{
+    int rc = sqlite3_extended_errcode(js->db) & 0xff;
+
+    return err == HC_EDB && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? HC_EUNAVAILABLE : err;
+}
+
+/* Records one event inside the open transaction (see jobstore_event_record()). On error, `out`
+ * is cleared; the caller rolls back to its savepoint. */
+static int record_one_locked(struct jobstore *js, struct event_req *r)
+{
+    const struct event_record *ev = r->ev;
+    struct event_outcome *out = r->out;
+    char norm[JOBSTORE_SEQ_WIDTH + 1];
+    const char *seq = NULL;
+    int64_t now = sys_now_ms();
+    int err, found = 0;
+
+    if (ev->sequencer && *ev->sequencer)
+        seq = seq_normalise(ev->sequencer, norm);
+    err = find_duplicate_locked(js, ev, seq, &found, out);
+    if (!err && found) {
+        out->duplicate = 1;
+        return HC_OK;
+    }
+    if (!err) {
+        sys_uuid(out->event_id);
+        err = find_newer_locked(js, ev, seq, out->superseded_by);
+    }
+    out->superseded = !err && out->superseded_by[0] != '\0';
+    if (!err && !out->superseded && r->n_specs) {
+        out->job_ids = calloc(r->n_specs, sizeof *out->job_ids);
+        if (!out->job_ids)
+            err = HC_ENOMEM;
+        for (size_t i = 0; !err && i < r->n_specs; i++) {
+            struct job_spec spec = r->specs[i];
+
+            spec.event_id = out->event_id;
+            err = insert_locked(js, &spec, now, out->job_ids[i]);
+            if (!err)
+                out->n_jobs++;
+        }
+    }
+    if (!err)
+        err = insert_event_locked(js, ev, seq, now, out);
+    if (err) {
+        free(out->job_ids);
+        memset(out, 0, sizeof *out);
+    }
+    return err;
+}
+
+/* The group commit: records every request of the batch in ONE transaction (one fsync), each
+ * under its own savepoint so a failing request does not take the others down. Sets each
+ * request's err. */
+static void commit_batch(struct jobstore *js, struct event_req *batch, int64_t wait_ms)
+{
+    int err;
+
+    if (lock_within(js, wait_ms) != 0) {
+        for (struct event_req *r = batch; r; r = r->next)
+            r->err = HC_EUNAVAILABLE;
+        return;
+    }
+    sqlite3_busy_timeout(js->db, (int)wait_ms);
+    err = exec(js, "BEGIN IMMEDIATE");
+    for (struct event_req *r = batch; !err && r; r = r->next) {
+        err = exec(js, "SAVEPOINT event");
+        if (err)
+            break;
+        r->err = record_one_locked(js, r);
+        if (r->err)
+            err = exec(js, "ROLLBACK TO event");
+        if (!err)
+            err = exec(js, "RELEASE event");
+    }
+    if (!err)
+        err = exec(js, "COMMIT");
+    if (err) {
+        err = busy_is_unavailable(js, err); /* before ROLLBACK replaces the error code */
+        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
+        for (struct event_req *r = batch; r; r = r->next) {
+            free(r->out->job_ids);
+            memset(r->out, 0, sizeof *r->out);
+            r->err = err;
+        }
+    }
+    sqlite3_busy_timeout(js->db, 5000);
+    pthread_mutex_unlock(&js->lock);
+}
+
+int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
+                          const struct job_spec *specs, size_t n_specs, int64_t wait_ms,
+                          struct event_outcome *out)
+{
+    struct event_req req = {.ev = ev, .specs = specs, .n_specs = n_specs, .out = out};
+
+    memset(out, 0, sizeof *out);
+    if (!ev->dedup_id || !ev->bucket || !ev->key || (n_specs && !specs))
+        return HC_EINVAL;
+    for (size_t i = 0; i < n_specs; i++)
+        if (!specs[i].query || specs[i].timeout_s < 0)
+            return HC_EINVAL;
+    /* Join the queue; the first caller to find no leader commits everything queued so far
+     * (including its own request) while later callers queue up for the next batch. */
+    pthread_mutex_lock(&js->ev_lock);
+    *js->ev_tail = &req;
+    js->ev_tail = &req.next;
+    while (!req.done) {
+        if (js->ev_leader) {
+            pthread_cond_wait(&js->ev_cond, &js->ev_lock);
+            continue;
+        }
+        struct event_req *batch = js->ev_head;
+
+        js->ev_leader = 1;
+        js->ev_head = NULL;
+        js->ev_tail = &js->ev_head;
+        pthread_mutex_unlock(&js->ev_lock);
+        commit_batch(js, batch, wait_ms);
+        pthread_mutex_lock(&js->ev_lock);
+        for (struct event_req *r = batch; r; r = r->next)
+            r->done = 1;
+        js->ev_leader = 0;
+        pthread_cond_broadcast(&js->ev_cond);
+    }
+    pthread_mutex_unlock(&js->ev_lock);
+    return req.err;
+}
+
+int jobstore_event_get(struct jobstore *js, const char *id, json_t **doc_out)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *doc = NULL;
+    int err, rc;
+
+    *doc_out = NULL;
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js,
+                  "SELECT id, dedup_id, format, kind, bucket, key, raw_key, source, sequencer,"
+                  " etag, version_id, size, event_time, received_ms, status, superseded_by,"
+                  " job_ids FROM events WHERE id = :id OR dedup_id = :id"
+                  " ORDER BY id = :id DESC LIMIT 1",
+                  &st);
+    if (err)
+        goto out;
+    bind_text(st, ":id", id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        err = HC_ENOTFOUND;
+    } else if (rc != SQLITE_ROW) {
+        err = db_err(js, rc, "event get");
+    } else {
+        static const char *const names[] = {"id",        "dedup_id", "format",    "kind",
+                                            "bucket",    "key",      "raw_key",   "source",
+                                            "sequencer", "etag",     "version_id"};
+        json_t *ids = col_json(st, 16);
+
+        doc = json_object();
+        for (int i = 0; doc && i < 11; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            json_object_set_new(doc, names[i], t ? json_string((const char *)t) : json_null());
+        }
+        if (doc) {
+            const unsigned char *t = sqlite3_column_text(st, 12);
+            const unsigned char *by = sqlite3_column_text(st, 15);
+
+            json_object_set_new(doc, "size",
+                                sqlite3_column_type(st, 11) == SQLITE_NULL
+                                    ? json_null()
+                                    : json_integer(sqlite3_column_int64(st, 11)));
+            json_object_set_new(doc, "time", t ? json_string((const char *)t) : json_null());
+            json_object_set_new(doc, "received_at", time_or_null(sqlite3_column_int64(st, 13)));
+            json_object_set_new(doc, "status",
+                                json_string((const char *)sqlite3_column_text(st, 14)));
+            json_object_set_new(doc, "superseded_by",
+                                by ? json_string((const char *)by) : json_null());
+            json_object_set_new(doc, "job_ids", ids ? json_incref(ids) : json_array());
+        }
+        json_decref(ids);
+        if (!doc)
+            err = HC_ENOMEM;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&js->lock);
+    *doc_out = doc;
     return err;
 }
 

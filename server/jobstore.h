@@ -120,6 +120,11 @@ int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_
 int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
                   int dead);
 
+/* running -> retrying at retry_at_ms without spending the attempt (attempts - 1; the engine
+ * refused the job for capacity, e.g. Athena's concurrent query limit), clearing the handle and
+ * storing the problem document (borrowed) as the last error. */
+int jobstore_requeue(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms);
+
 /* Asks for cancellation: a queued/retrying job becomes cancelled at once; a running job gets
  * cancel_requested (the worker finishes it), and so does a queued job that still has an engine
  * handle (it was interrupted mid-run by a restart: the worker that claims it stops the engine's
@@ -134,6 +139,12 @@ int jobstore_mark_cancelled(struct jobstore *js, const char *id);
  * other state. */
 int jobstore_retry(struct jobstore *js, const char *id, struct job **out);
 
+/* Replays up to `limit` (1..1000) jobs in `state` (JOB_DEAD or JOB_FAILED), oldest first, as
+ * jobstore_retry() does, in one transaction. *ids_out gets their ids (malloc'ed, free() it; NULL
+ * when none) and *n_out how many. HC_EVALIDATION for another state or limit. */
+int jobstore_retry_all(struct jobstore *js, enum job_state state, size_t limit,
+                       char (**ids_out)[37], size_t *n_out);
+
 /* At start-up: every running job goes back to queued, keeping its handle, so the engine
  * re-attaches instead of starting over. *n_out (optional) gets how many. */
 int jobstore_recover(struct jobstore *js, int *n_out);
@@ -147,5 +158,57 @@ int jobstore_count_by_state_query(struct jobstore *js,
                                   void (*cb)(void *ctx, const char *state, const char *query,
                                              uint64_t n),
                                   void *ctx);
+
+/* ---- events (POST /events) ---------------------------------------------------------------- */
+
+/* Width a sequencer is right-padded to with '0' before it is stored for ordering (S3's are 16-18
+ * hex digits); a longer one is stored as it is. */
+#define JOBSTORE_SEQ_WIDTH 64
+
+/* One object event as the store records it. Strings are borrowed for the call. */
+struct event_record {
+    const char *dedup_id;   /* EventBridge id, or "<x-amz-request-id>/<raw key>" (required) */
+    const char *format;     /* "eventbridge" | "s3-records" */
+    int deleted;            /* 0: Object Created, 1: Object Deleted */
+    const char *bucket;     /* bucket name */
+    const char *key;        /* decoded key: the object's identity for ordering and dedup */
+    const char *raw_key;    /* the key as sent */
+    const char *source;     /* s3://bucket/key the jobs read (decoded or raw key) */
+    const char *sequencer;  /* NULL when absent */
+    const char *etag;       /* NULL when absent */
+    const char *version_id; /* NULL when absent */
+    const char *time;       /* event time as sent, NULL when absent */
+    int64_t size;           /* -1 when absent */
+};
+
+/* What jobstore_event_record() did. */
+struct event_outcome {
+    char event_id[37];      /* the stored event: the new one, or the original of a duplicate */
+    int duplicate;          /* 1: seen before (same dedup id, same sequencer, or same etag as the
+                               key's latest event without sequencer); nothing was added */
+    int superseded;         /* 1: older (by sequencer) than an event already applied to the same
+                               object, so it made no job (also reported for its duplicates) */
+    char superseded_by[37]; /* the newer event, when superseded */
+    char (*job_ids)[37];    /* n_jobs job ids (malloc'ed; free() it), oldest first */
+    size_t n_jobs;
+};
+
+/*
+ * Records an object event and, unless it is a duplicate or superseded, one queued job per spec
+ * (each spec's event_id is replaced by the new event's id), all in ONE transaction committed
+ * before it returns. Dedup: on dedup_id; on (bucket, key, sequencer); without a sequencer, on
+ * the etag and kind of the object's latest event. Ordering: an event whose sequencer is lower
+ * than that of an applied event of the same object is stored as superseded and makes no job.
+ * Waits at most wait_ms for the store (its lock, or another process's write lock); past that,
+ * HC_EUNAVAILABLE (answer 503 with Retry-After). On success free out->job_ids.
+ */
+int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
+                          const struct job_spec *specs, size_t n_specs, int64_t wait_ms,
+                          struct event_outcome *out);
+
+/* An event by its id or its dedup id, as its API document (new reference): id, dedup_id, format,
+ * kind, bucket, key, raw_key, source, sequencer, etag, version_id, size, time, received_at,
+ * status ("applied" | "superseded"), superseded_by, job_ids. HC_ENOTFOUND when unknown. */
+int jobstore_event_get(struct jobstore *js, const char *id, json_t **doc_out);
 
 #endif

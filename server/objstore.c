@@ -485,6 +485,44 @@ int objstore_read(struct objstore_reader *r, void *buf, size_t cap, size_t *n_ou
     return r->ops->read(r, buf, cap, n_out);
 }
 
+int objstore_stream(struct objstore *s, const char *bucket, const char *key,
+                    const struct objstore_info *expect,
+                    int (*on_data)(void *ctx, const void *data, size_t len), void *ctx)
+{
+    struct objstore_reader *r = NULL;
+    struct objstore_info info;
+    char *chunk;
+    int err;
+
+    if (s->ops->stream)
+        return s->ops->stream(s, bucket, key, expect, on_data, ctx);
+    err = s->ops->open(s, bucket, key, &r, &info);
+    if (err)
+        return err;
+    if (expect && expect->version[0] && strcmp(expect->version, info.version) != 0) {
+        objstore_close(r);
+        return HC_EIO; /* changed since stat() */
+    }
+    chunk = malloc(1 << 20);
+    if (!chunk) {
+        objstore_close(r);
+        return HC_ENOMEM;
+    }
+    for (;;) {
+        size_t n = 0;
+
+        err = objstore_read(r, chunk, 1 << 20, &n);
+        if (err || n == 0)
+            break;
+        err = on_data(ctx, chunk, n);
+        if (err)
+            break;
+    }
+    free(chunk);
+    objstore_close(r);
+    return err;
+}
+
 void objstore_close(struct objstore_reader *r)
 {
     if (r)

@@ -1,8 +1,9 @@
 /*
  * objstore: where the `local` engine reads source objects from.
  *
- * An object store is a small const vtable (struct objstore_ops: open/read/close/stat/list) so an
- * S3-backed store can be added next to the folder store without touching its callers. The folder
+ * An object store is a small const vtable (struct objstore_ops: open/read/close/stat/list, and
+ * the optional stream) so an S3-backed store (server/objstore_s3.c) sits next to the folder
+ * store. The folder
  * store maps `s3://bucket/key` to `<root>/<bucket>/<key>` and never reads anything outside
  * <root>: every path component is opened with openat(O_NOFOLLOW), so symlinks (inside or
  * pointing out of the folder), `..` segments and absolute keys cannot escape it.
@@ -51,6 +52,13 @@ struct objstore_ops {
                 void *ctx);
     /* Frees the store. */
     void (*destroy)(struct objstore *s);
+    /* Optional (NULL for the folder store): pushes the bytes of the object version `expect`
+     * (from stat()) to on_data as they arrive, without a reader; a store that streams from the
+     * network (S3) has it, and callers prefer it to open/read. The object changing meanwhile is
+     * HC_EIO. on_data returns 0 to go on, or an hc_err that stops and is returned. */
+    int (*stream)(struct objstore *s, const char *bucket, const char *key,
+                  const struct objstore_info *expect,
+                  int (*on_data)(void *ctx, const void *data, size_t len), void *ctx);
 };
 
 struct objstore {
@@ -75,6 +83,12 @@ int objstore_list(struct objstore *s, const char *bucket, const char *prefix, ob
                   void *ctx);
 int objstore_read(struct objstore_reader *r, void *buf, size_t cap, size_t *n_out);
 void objstore_close(struct objstore_reader *r);
+
+/* The store's stream() when it has one; otherwise open() and read() in 1 MiB chunks, failing
+ * with HC_EIO when `expect` (optional) names another version than the one opened. */
+int objstore_stream(struct objstore *s, const char *bucket, const char *key,
+                    const struct objstore_info *expect,
+                    int (*on_data)(void *ctx, const void *data, size_t len), void *ctx);
 void objstore_destroy(struct objstore *s);
 
 /* Opens a plain file (a regular file; symlinks to regular files are followed). */

@@ -26,6 +26,10 @@
  * engine loading a large object) stop at its next safe point without the worker thread having
  * to look.
  *
+ * A job whose query is ENGINE_DELETE_QUERY (an S3 "Object Deleted" event) runs no query: the
+ * engine's delete_object slot removes its source object's rows, and it succeeds with an empty
+ * result.
+ *
  * One job, on its worker thread: start (or re-attach with the stored handle) -> set_handle ->
  * poll with a growing sleep (POLL_MIN_MS .. POLL_MAX_MS) for asynchronous engines -> fetch_page
  * loop into result_writer_open(<results_dir>/<job_id>) -> result_writer_commit() -> succeed.
@@ -37,6 +41,8 @@
  *   - transient error, attempts < max_attempts  -> retrying at now + worker_backoff_ms()
  *   - transient error, attempts exhausted       -> dead (the dead-letter list)
  *   - non-transient error                       -> failed (a replay may still succeed)
+ *   - HC_EENGINEBUSY (the engine is at capacity) -> retrying after requeue_delay_ms with the
+ *                                                  attempt given back (jobstore_requeue())
  * A job claimed with attempts > max_attempts (the service died during each attempt) goes to
  * dead at once; a job claimed with cancel_requested (cancelled, then the service died) is
  * cancelled at once.
@@ -259,6 +265,8 @@ static int run_engine(struct run *r)
     rows = result_writer_rows(rw);
     err = result_writer_commit(rw, r->stats, warnings, bad);
     rw = NULL;
+    if (!err && w->cfg.publish)
+        err = w->cfg.publish(w->cfg.publish_ctx, r->job, dir);
     if (!err)
         err = jobstore_succeed(w->js, r->job->id, r->stats, rows);
 out:
@@ -266,6 +274,39 @@ out:
     free(token);
     json_decref(warnings);
     json_decref(bad);
+    return err;
+}
+
+/* A delete job (ENGINE_DELETE_QUERY): the engine forgets its source object's rows, and the job
+ * succeeds with an empty result whose stats say whether anything was removed. */
+static int run_delete(struct run *r)
+{
+    struct worker *w = r->w;
+    struct engine *e = w->engine;
+    struct result_writer *rw = NULL;
+    struct result_meta meta = {r->job->id, r->job->query, r->job->as_of, r->job->engine};
+    char dir[4096];
+    int removed = 0;
+    int err = HC_OK;
+
+    if (!r->job->source) {
+        r->problem = hc_problem_new(HC_EVALIDATION, "a delete job needs a source");
+        return HC_EVALIDATION;
+    }
+    if (e->ops->delete_object)
+        err = e->ops->delete_object(e, r->job->source, &removed);
+    if (err)
+        return err;
+    r->stats = json_pack("{s:s, s:s, s:b}", "engine", e->ops->name, "source", r->job->source,
+                         "removed", removed);
+    if (!r->stats)
+        return HC_ENOMEM;
+    snprintf(dir, sizeof dir, "%s/%s", w->results_dir, r->job->id);
+    err = result_writer_open(dir, &meta, &rw);
+    if (!err)
+        err = result_writer_commit(rw, r->stats, NULL, NULL);
+    if (!err)
+        err = jobstore_succeed(w->js, r->job->id, r->stats, 0);
     return err;
 }
 
@@ -278,7 +319,7 @@ static void report_failure(struct run *r, int err)
     json_t *problem = NULL;
     char detail[128];
     int64_t retry_at = -1;
-    int dead = 0, rc;
+    int dead = 0, requeue = 0, rc;
 
     if (atomic_load(&w->stopping) && reason == REASON_SHUTDOWN) {
         log_job(LOG_INFO, "job interrupted by shutdown; it resumes at the next start", job, "state",
@@ -300,6 +341,13 @@ static void report_failure(struct run *r, int err)
         snprintf(detail, sizeof detail, "the attempt's deadline passed (%d s)",
                  (int)((r->ej.deadline_ms - job->started_ms + 999) / 1000));
         problem = hc_problem_new(HC_ETIMEOUT, detail);
+    } else if (err == HC_EENGINEBUSY) {
+        int64_t delay = w->cfg.requeue_delay_ms > 0 ? w->cfg.requeue_delay_ms : 60000;
+
+        engine_stop(r);
+        problem = r->problem ? json_incref(r->problem) : hc_problem_new(err, NULL);
+        retry_at = sys_now_ms() + delay + (int64_t)(sys_random_u64() % (uint64_t)(delay / 4 + 1));
+        requeue = 1;
     } else {
         engine_stop(r); /* frees what the engine keeps for the query; idempotent */
         problem = r->problem ? json_incref(r->problem) : hc_problem_new(err, NULL);
@@ -311,10 +359,11 @@ static void report_failure(struct run *r, int err)
     }
     if (problem)
         json_object_set_new(problem, "attempt", json_integer(job->attempts));
-    rc = jobstore_fail(w->js, job->id, problem, retry_at, dead);
-    if (!rc && retry_at >= 0)
+    rc = requeue ? jobstore_requeue(w->js, job->id, problem, retry_at)
+                 : jobstore_fail(w->js, job->id, problem, retry_at, dead);
+    if (!rc && !requeue && retry_at >= 0)
         metrics_job_retry_scheduled(job->engine);
-    else if (!rc)
+    else if (!rc && !requeue)
         metrics_job_finished(job->engine, job->query, dead ? JOB_DEAD : JOB_FAILED,
                              sys_now_ms() - job->started_ms);
     log_job(retry_at >= 0 ? LOG_WARN : LOG_ERROR, "job attempt failed", job, "error",
@@ -394,7 +443,7 @@ static void run_job(struct worker *w, struct slot *slot, struct job *job)
     };
     log_job(LOG_INFO, "job started", job, "handle", job->handle);
     metrics_job_attempt(job->engine, job->attempts);
-    err = run_engine(&r);
+    err = strcmp(job->query, ENGINE_DELETE_QUERY) == 0 ? run_delete(&r) : run_engine(&r);
     if (err) {
         report_failure(&r, err);
     } else {

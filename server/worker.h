@@ -10,6 +10,8 @@
  *   transient error (hc_err_transient), attempts < max_attempts
  *                                                  -> retrying, after worker_backoff_ms()
  *   transient error, attempts exhausted            -> dead (the dead-letter list)
+ *   HC_EENGINEBUSY (engine at capacity)            -> retrying after requeue_delay_ms, the
+ *                                                     attempt not counted (jobstore_requeue())
  *   non-transient error                            -> failed
  * Both failed and dead jobs can be replayed (jobstore_retry()). A job claimed with more attempts
  * than max_attempts (the service died during each) is dead without running.
@@ -30,6 +32,13 @@ struct worker_config {
     int64_t backoff_base_ms;   /* first retry delay bound (e.g. 1000) */
     int64_t backoff_cap_ms;    /* largest retry delay bound (e.g. 60000) */
     const char *results_dir;   /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int64_t requeue_delay_ms;  /* HC_EENGINEBUSY: run again after this (+ up to 25% jitter)
+                                  without spending an attempt; 0 = 60000 */
+    /* Optional: called once a job's result files are committed in `dir`, before the job is
+     * marked succeeded (e.g. copying them to HCPIPE_OUTPUT_URI). A non-zero hc_err fails the
+     * attempt like an engine error (transient ones are retried). */
+    int (*publish)(void *ctx, const struct job *job, const char *dir);
+    void *publish_ctx;
 };
 
 struct worker;

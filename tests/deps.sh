@@ -19,10 +19,19 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# The pinned SQL parser that syntax-checks sql/athena/ (tests/integration/test_athena_sql.sh).
+if command -v npm >/dev/null 2>&1; then
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    [ -d "$here/tests/sqlcheck/node_modules/dt-sql-parser" ] ||
+        npm ci --prefix "$here/tests/sqlcheck" --no-audit --no-fund
+fi
+
 # s3rver, pinned by tests/package.json + tests/package-lock.json, into tests/node_modules.
+# Only where npm exists: the image's build stage (docker/Dockerfile) runs `make deps` without Node.
 here=$(cd "$(dirname "$0")" && pwd)
-if [ ! -f "$here/node_modules/s3rver/package.json" ] ||
-   ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; then
+if command -v npm >/dev/null 2>&1 &&
+   { [ ! -f "$here/node_modules/s3rver/package.json" ] ||
+     ! grep -q '"version": "3.7.1"' "$here/node_modules/s3rver/package.json"; }; then
     npm ci --prefix "$here" --no-audit --no-fund
 fi
 
@@ -43,4 +52,14 @@ if command -v npm >/dev/null 2>&1 &&
    [ ! -f "$here/browser/node_modules/playwright-core/package.json" ]; then
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$here/browser" --no-audit --no-fund \
         --ignore-scripts
+fi
+
+# dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into
+# docker/node_modules (tests/integration/test_docker_lint.sh). Only where npm exists: the image's
+# build stage runs `make deps` without Node.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null 2>&1 &&
+   ! grep -qs '"version": "1.8.0"' "$root/docker/node_modules/dockerfilelint/package.json"; then
+    npm ci --prefix "$root/docker" --no-audit --no-fund ||
+        echo "deps.sh: npm ci --prefix docker failed; the Dockerfile lint will fail" >&2
 fi

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "server/config.h"
+#include "server/engine.h"
 
 static const char *const vars[] = {"HCPIPE_LISTEN",
                                    "HCPIPE_DATA_DIR",
@@ -20,6 +21,14 @@ static const char *const vars[] = {"HCPIPE_LISTEN",
                                    "HCPIPE_MAX_BODY",
                                    "HCPIPE_SEED",
                                    "HCPIPE_INSECURE_DEV_EVENTS",
+                                   "HCPIPE_WEBHOOK_API_KEY",
+                                   "HCPIPE_WEBHOOK_HEADER",
+                                   "HCPIPE_WEBHOOK_BASIC",
+                                   "HCPIPE_EVENT_BUCKETS",
+                                   "HCPIPE_EVENT_PREFIX",
+                                   "HCPIPE_EVENT_SUFFIXES",
+                                   "HCPIPE_EVENT_QUERIES",
+                                   "HCPIPE_EVENT_SCOPE",
                                    NULL};
 
 static int clear_env(void **state)
@@ -189,6 +198,80 @@ static void config_check_source_rules(void **state)
     assert_int_equal(config_check_source("s3://-bucket/x", &why), -1);
 }
 
+static void config_event_defaults_and_lists(void **state)
+{
+    struct config cfg;
+    char err[256];
+    const char *const argv[] = {"serve", "--event-queries",
+                                "facility_metrics,,expiring_accreditations ",
+                                "--event-scope=object", NULL};
+
+    (void)state;
+    setenv("HCPIPE_EVENT_BUCKETS", " a-bucket , other.bucket", 1);
+    setenv("HCPIPE_EVENT_SUFFIXES", "", 1);
+    setenv("HCPIPE_EVENT_QUERIES", "bogus", 1); /* hidden by the flag */
+    assert_int_equal(load(&cfg, err, sizeof err, 4, argv), 0);
+    assert_int_equal(cfg.n_event_buckets, 2);
+    assert_string_equal(cfg.event_buckets[0], "a-bucket");
+    assert_string_equal(cfg.event_buckets[1], "other.bucket");
+    assert_int_equal(cfg.n_event_suffixes, 0); /* empty: any suffix */
+    assert_int_equal(cfg.n_event_queries, 2);
+    assert_string_equal(cfg.event_queries[0], "facility_metrics");
+    assert_string_equal(cfg.event_queries[1], "expiring_accreditations");
+    assert_int_equal(cfg.event_scope, SCOPE_OBJECT);
+    assert_string_equal(cfg.webhook_header, "x-api-key");
+    assert_null(cfg.webhook_api_key);
+    assert_null(cfg.webhook_basic);
+    assert_string_equal(cfg.event_prefix, "");
+    config_free(&cfg);
+
+    unsetenv("HCPIPE_EVENT_BUCKETS");
+    unsetenv("HCPIPE_EVENT_SUFFIXES");
+    unsetenv("HCPIPE_EVENT_QUERIES");
+    assert_int_equal(load(&cfg, err, sizeof err, 1, argv), 0);
+    assert_int_equal(cfg.n_event_buckets, 0);
+    assert_int_equal(cfg.n_event_suffixes, 3);
+    assert_string_equal(cfg.event_suffixes[2], ".ndjson");
+    assert_int_equal(cfg.n_event_queries, 1);
+    assert_string_equal(cfg.event_queries[0], "accredited_by_state");
+    assert_int_equal(cfg.event_scope, SCOPE_DATASET);
+    config_free(&cfg);
+}
+
+static void config_webhook_secrets_never_echoed(void **state)
+{
+    struct config cfg;
+    char err[256];
+    const char *const argv[] = {"serve", NULL};
+    const char *const bad_basic[] = {"serve", "--webhook-basic", "no-colon-secret", NULL};
+
+    (void)state;
+    setenv("HCPIPE_WEBHOOK_API_KEY", "top\x01secret", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, argv), -1);
+    assert_non_null(strstr(err, "HCPIPE_WEBHOOK_API_KEY"));
+    assert_null(strstr(err, "secret"));
+    config_free(&cfg);
+    unsetenv("HCPIPE_WEBHOOK_API_KEY");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, bad_basic), -1);
+    assert_non_null(strstr(err, "--webhook-basic"));
+    assert_null(strstr(err, "no-colon-secret"));
+    config_free(&cfg);
+
+    setenv("HCPIPE_WEBHOOK_API_KEY", "k3y", 1);
+    setenv("HCPIPE_WEBHOOK_BASIC", "user:pa:ss", 1);
+    setenv("HCPIPE_WEBHOOK_HEADER", "X-Hook", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, argv), 0);
+    assert_string_equal(cfg.webhook_api_key, "k3y");
+    assert_string_equal(cfg.webhook_basic, "user:pa:ss");
+    assert_string_equal(cfg.webhook_header, "X-Hook");
+    config_free(&cfg);
+
+    setenv("HCPIPE_WEBHOOK_HEADER", "Authorization", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, argv), -1);
+    assert_non_null(strstr(err, "HCPIPE_WEBHOOK_HEADER"));
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +283,8 @@ int main(void)
         cmocka_unit_test_setup(config_seeds_env_and_flags, clear_env),
         cmocka_unit_test_setup(config_help, clear_env),
         cmocka_unit_test_setup(config_check_source_rules, clear_env),
+        cmocka_unit_test_setup(config_event_defaults_and_lists, clear_env),
+        cmocka_unit_test_setup(config_webhook_secrets_never_echoed, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

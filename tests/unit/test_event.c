@@ -134,6 +134,43 @@ static void event_records_two(void **state)
     event_batch_free(&b);
 }
 
+/* MinIO's webhook body (docker/compose.yaml): Records with eventName "s3:ObjectCreated:Put",
+ * eventSource "minio:s3", eventVersion "2.0" and a form-encoded key. */
+static void event_minio_records_accepted(void **state)
+{
+    static const char body[] =
+        "{\"EventName\":\"s3:ObjectCreated:Put\",\"Key\":\"facilities/in/a+b.ndjson\","
+        "\"Records\":[{\"eventVersion\":\"2.0\",\"eventSource\":\"minio:s3\","
+        "\"awsRegion\":\"\",\"eventTime\":\"2026-11-27T10:00:00.000Z\","
+        "\"eventName\":\"s3:ObjectCreated:Put\",\"userIdentity\":{\"principalId\":\"hc\"},"
+        "\"requestParameters\":{\"sourceIPAddress\":\"172.18.0.3\"},"
+        "\"responseElements\":{\"x-amz-request-id\":\"187B0A1C2D3E4F50\"},"
+        "\"s3\":{\"s3SchemaVersion\":\"1.0\",\"configurationId\":\"Config\","
+        "\"bucket\":{\"name\":\"facilities\",\"ownerIdentity\":{\"principalId\":\"hc\"},"
+        "\"arn\":\"arn:aws:s3:::facilities\"},\"object\":{\"key\":\"in%2Fa+b.ndjson\","
+        "\"size\":42,\"eTag\":\"0123456789abcdef0123456789abcdef\","
+        "\"contentType\":\"application/x-ndjson\",\"sequencer\":\"187B0A1C2D3E4F51\"}}}]}";
+    static const char removed[] =
+        "{\"Records\":[{\"eventVersion\":\"2.0\",\"eventSource\":\"minio:s3\","
+        "\"eventTime\":\"2026-11-27T10:00:01.000Z\",\"eventName\":\"s3:ObjectRemoved:Delete\","
+        "\"s3\":{\"bucket\":{\"name\":\"facilities\"},\"object\":{\"key\":\"x.ndjson\","
+        "\"sequencer\":\"187B0A1C2D3E4F52\"}}}]}";
+    struct event_batch b;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(event_parse(body, sizeof body - 1, &b, err, sizeof err), HC_OK);
+    assert_int_equal(b.n_events, 1);
+    assert_int_equal(b.events[0].kind, EVENT_OBJECT_CREATED);
+    assert_string_equal(b.events[0].bucket, "facilities");
+    assert_string_equal(b.events[0].key, "in/a b.ndjson");
+    event_batch_free(&b);
+    assert_int_equal(event_parse(removed, sizeof removed - 1, &b, err, sizeof err), HC_OK);
+    assert_int_equal(b.n_events, 1);
+    assert_int_equal(b.events[0].kind, EVENT_OBJECT_DELETED);
+    event_batch_free(&b);
+}
+
 static void event_test_event_ignored(void **state)
 {
     struct event_batch b;
@@ -234,6 +271,7 @@ int main(void)
         cmocka_unit_test(event_form_decode_rules),
         cmocka_unit_test(event_sequencer_order),
         cmocka_unit_test(event_other_shapes),
+        cmocka_unit_test(event_minio_records_accepted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

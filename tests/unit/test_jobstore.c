@@ -797,6 +797,321 @@ static void jobstore_survives_each_allocation_failing(void **state)
     assert_int_equal(jobstore_open(fx->path, &fx->js), HC_OK);
 }
 
+/* ---- events ------------------------------------------------------------------------------- */
+
+static const struct job_spec event_specs[] = {
+    {.query = "accredited_by_state", .source = "s3://b/k.json", .as_of = "2024-06-03"},
+    {.query = "facility_metrics", .source = "s3://b/k.json", .as_of = "2024-06-03"},
+};
+
+static struct event_record event_rec(const char *dedup, int deleted, const char *key,
+                                     const char *seq, const char *etag)
+{
+    return (struct event_record){.dedup_id = dedup,
+                                 .format = "eventbridge",
+                                 .deleted = deleted,
+                                 .bucket = "b",
+                                 .key = key,
+                                 .raw_key = key,
+                                 .source = "s3://b/k.json",
+                                 .sequencer = seq,
+                                 .etag = etag,
+                                 .time = "2024-06-03T09:15:42Z",
+                                 .size = -1};
+}
+
+/* Records an event with the Created specs (or one delete spec) and returns the outcome. */
+static struct event_outcome record(struct jobstore *js, const struct event_record *ev)
+{
+    static const struct job_spec del = {.query = "delete_object", .source = "s3://b/k.json"};
+    struct event_outcome o;
+
+    assert_int_equal(jobstore_event_record(js, ev, ev->deleted ? &del : event_specs,
+                                           ev->deleted ? 1 : 2, 1000, &o),
+                     HC_OK);
+    return o;
+}
+
+static size_t jobs_of_event(struct jobstore *js, const char *event_id)
+{
+    struct job **jobs = NULL;
+    size_t n = 0;
+
+    assert_int_equal(jobstore_list_by_event(js, event_id, &jobs, &n), HC_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(jobs[i]->event_id, event_id);
+        job_free(jobs[i]);
+    }
+    free(jobs);
+    return n;
+}
+
+static void jobstore_event_dedup_on_id_and_sequencer(void **state)
+{
+    struct fixture *fx = *state;
+    struct event_record ev = event_rec("eb-1", 0, "k.json", "00665D8A2E3B1C4F27", "e1");
+    struct event_outcome a = record(fx->js, &ev), b, c, d;
+    struct job *job = NULL;
+
+    assert_false(a.duplicate);
+    assert_false(a.superseded);
+    assert_int_equal(a.n_jobs, 2);
+    assert_int_equal(jobs_of_event(fx->js, a.event_id), 2);
+    assert_int_equal(jobstore_get(fx->js, a.job_ids[0], &job), HC_OK);
+    assert_string_equal(job->query, "accredited_by_state");
+    assert_string_equal(job->as_of, "2024-06-03");
+    assert_int_equal(job->state, JOB_QUEUED);
+    job_free(job);
+
+    /* The same delivery again: the original event and job ids, nothing new. */
+    b = record(fx->js, &ev);
+    assert_true(b.duplicate);
+    assert_string_equal(b.event_id, a.event_id);
+    assert_int_equal(b.n_jobs, 2);
+    assert_memory_equal(b.job_ids, a.job_ids, sizeof a.job_ids[0] * 2);
+
+    /* The same S3 event through another path (another dedup id, same sequencer). */
+    ev.dedup_id = "C3D13FE58DE4C810/k.json";
+    c = record(fx->js, &ev);
+    assert_true(c.duplicate);
+    assert_string_equal(c.event_id, a.event_id);
+    assert_memory_equal(c.job_ids, a.job_ids, sizeof a.job_ids[0] * 2);
+
+    /* Same sequencer, other key: a new event. */
+    ev = event_rec("eb-2", 0, "other.json", "00665D8A2E3B1C4F27", "e1");
+    d = record(fx->js, &ev);
+    assert_false(d.duplicate);
+    assert_int_equal(d.n_jobs, 2);
+    assert_string_not_equal(d.job_ids[0], a.job_ids[0]);
+    assert_int_equal(jobs_of_event(fx->js, a.event_id), 2);
+    free(a.job_ids);
+    free(b.job_ids);
+    free(c.job_ids);
+    free(d.job_ids);
+}
+
+static void jobstore_event_older_sequencer_does_not_undo_newer(void **state)
+{
+    struct fixture *fx = *state;
+    struct event_record ev;
+    struct event_outcome del, old_created, created, old_del, again;
+
+    /* A newer Deleted first, then an older Created: the Created makes nothing. */
+    ev = event_rec("del-1", 1, "k.json", "00665DA1B476E46300", NULL);
+    del = record(fx->js, &ev);
+    assert_false(del.superseded);
+    assert_int_equal(del.n_jobs, 1);
+    ev = event_rec("cre-1", 0, "k.json", "00665D8A2E3B1C4F27", "e1");
+    old_created = record(fx->js, &ev);
+    assert_true(old_created.superseded);
+    assert_false(old_created.duplicate);
+    assert_string_equal(old_created.superseded_by, del.event_id);
+    assert_int_equal(old_created.n_jobs, 0);
+    assert_int_equal(jobs_of_event(fx->js, old_created.event_id), 0);
+
+    /* Its redelivery is a duplicate that still says superseded. */
+    again = record(fx->js, &ev);
+    assert_true(again.duplicate);
+    assert_true(again.superseded);
+    assert_string_equal(again.event_id, old_created.event_id);
+
+    /* A newer Created applies; then an older Deleted deletes nothing. Sequencers of different
+     * lengths compare right-padded with '0': "00665DA1B476E463001" > "00665DA1B476E46300". */
+    ev = event_rec("cre-2", 0, "k.json", "00665DA1B476E463001", "e2");
+    created = record(fx->js, &ev);
+    assert_false(created.superseded);
+    assert_int_equal(created.n_jobs, 2);
+    ev = event_rec("del-2", 1, "k.json", "00665DA1B476E462", NULL);
+    old_del = record(fx->js, &ev);
+    assert_true(old_del.superseded);
+    assert_string_equal(old_del.superseded_by, created.event_id);
+    assert_int_equal(old_del.n_jobs, 0);
+    /* "...E463" pads to the same sequencer as "...E46300": the first Deleted again. */
+    ev = event_rec("del-3", 1, "k.json", "00665DA1B476E463", NULL);
+    free(again.job_ids);
+    again = record(fx->js, &ev);
+    assert_true(again.duplicate);
+    assert_string_equal(again.event_id, del.event_id);
+
+    /* Another object is not affected by this one's order. */
+    ev = event_rec("cre-3", 0, "elsewhere.json", "0001", "e3");
+    free(again.job_ids);
+    again = record(fx->js, &ev);
+    assert_false(again.superseded);
+    assert_int_equal(again.n_jobs, 2);
+    free(del.job_ids);
+    free(old_created.job_ids);
+    free(created.job_ids);
+    free(old_del.job_ids);
+    free(again.job_ids);
+}
+
+static void jobstore_event_etag_dedups_latest_without_sequencer(void **state)
+{
+    struct fixture *fx = *state;
+    struct event_record ev = event_rec("r-1/k.json", 0, "k.json", NULL, "e1");
+    struct event_outcome a = record(fx->js, &ev), b, del, c;
+
+    assert_false(a.duplicate);
+    ev.dedup_id = "r-2/k.json";
+    b = record(fx->js, &ev);
+    assert_true(b.duplicate);
+    assert_string_equal(b.event_id, a.event_id);
+    ev = event_rec("r-3/k.json", 1, "k.json", NULL, NULL);
+    del = record(fx->js, &ev);
+    assert_false(del.duplicate);
+    assert_int_equal(del.n_jobs, 1);
+    /* Uploaded again with the same content after the delete: a new event, new jobs. */
+    ev = event_rec("r-4/k.json", 0, "k.json", NULL, "e1");
+    c = record(fx->js, &ev);
+    assert_false(c.duplicate);
+    assert_int_equal(c.n_jobs, 2);
+    assert_string_not_equal(c.event_id, a.event_id);
+    free(a.job_ids);
+    free(b.job_ids);
+    free(del.job_ids);
+    free(c.job_ids);
+}
+
+static void jobstore_event_get_document(void **state)
+{
+    struct fixture *fx = *state;
+    struct event_record ev = event_rec("0b6ef3c3-3f43-9b2e-7c1a-5c7a4d2f1e90", 0, "k.json",
+                                       "00665D8A2E3B1C4F27", "e1");
+    struct event_outcome o = record(fx->js, &ev);
+    json_t *doc = NULL, *by_dedup = NULL;
+
+    assert_int_equal(jobstore_event_get(fx->js, o.event_id, &doc), HC_OK);
+    assert_string_equal(json_string_value(json_object_get(doc, "id")), o.event_id);
+    assert_string_equal(json_string_value(json_object_get(doc, "dedup_id")), ev.dedup_id);
+    assert_string_equal(json_string_value(json_object_get(doc, "kind")), "created");
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "applied");
+    assert_string_equal(json_string_value(json_object_get(doc, "sequencer")), ev.sequencer);
+    assert_string_equal(json_string_value(json_object_get(doc, "source")), "s3://b/k.json");
+    assert_true(json_is_null(json_object_get(doc, "size")));
+    assert_int_equal(json_array_size(json_object_get(doc, "job_ids")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "job_ids"), 1)),
+                        o.job_ids[1]);
+    assert_int_equal(jobstore_event_get(fx->js, ev.dedup_id, &by_dedup), HC_OK);
+    assert_true(json_equal(doc, by_dedup));
+    json_decref(doc);
+    json_decref(by_dedup);
+    assert_int_equal(jobstore_event_get(fx->js, "nope", &doc), HC_ENOTFOUND);
+    assert_null(doc);
+    free(o.job_ids);
+}
+
+struct race {
+    struct jobstore *js;
+    struct event_outcome o;
+    int err;
+};
+
+static void *record_thread(void *arg)
+{
+    struct race *r = arg;
+    struct event_record ev = event_rec("same", 0, "k.json", "0A", "e1");
+
+    r->err = jobstore_event_record(r->js, &ev, event_specs, 1, 5000, &r->o);
+    return NULL;
+}
+
+static void jobstore_event_concurrent_duplicates_make_one_job(void **state)
+{
+    struct fixture *fx = *state;
+    struct jobstore *second = NULL;
+    struct race races[8];
+    pthread_t th[8];
+    int fresh = 0;
+
+    /* Half the threads on another connection to the same file, like a second process. */
+    assert_int_equal(jobstore_open(fx->path, &second), HC_OK);
+    for (int i = 0; i < 8; i++) {
+        races[i] = (struct race){.js = i % 2 ? second : fx->js};
+        pthread_create(&th[i], NULL, record_thread, &races[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(races[i].err, HC_OK);
+        fresh += !races[i].o.duplicate;
+        assert_int_equal(races[i].o.n_jobs, 1);
+        assert_string_equal(races[i].o.event_id, races[0].o.event_id);
+        assert_string_equal(races[i].o.job_ids[0], races[0].o.job_ids[0]);
+    }
+    assert_int_equal(fresh, 1);
+    assert_int_equal(jobs_of_event(fx->js, races[0].o.event_id), 1);
+    for (int i = 0; i < 8; i++)
+        free(races[i].o.job_ids);
+    jobstore_close(second);
+}
+
+static void jobstore_event_busy_store_is_unavailable(void **state)
+{
+    struct fixture *fx = *state;
+    struct event_record ev = event_rec("busy", 0, "k.json", "01", "e1");
+    struct event_outcome o;
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(jobstore_event_record(fx->js, &ev, event_specs, 2, 100, &o),
+                     HC_EUNAVAILABLE);
+    assert_int_equal(o.n_jobs, 0);
+    assert_null(o.job_ids);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* Nothing half-written: the retry records it normally. */
+    o = record(fx->js, &ev);
+    assert_false(o.duplicate);
+    assert_int_equal(o.n_jobs, 2);
+    free(o.job_ids);
+}
+
+static void jobstore_retry_all_replays_dead_or_failed(void **state)
+{
+    struct fixture *fx = *state;
+    struct job_spec spec = {.query = "facility_metrics"};
+    struct job *a = NULL, *b = NULL, *c = NULL, *got = NULL;
+    char(*ids)[37] = NULL;
+    size_t n = 99;
+
+    assert_int_equal(jobstore_insert(fx->js, &spec, &a), HC_OK);
+    assert_int_equal(jobstore_insert(fx->js, &spec, &b), HC_OK);
+    assert_int_equal(jobstore_insert(fx->js, &spec, &c), HC_OK);
+    job_free(a);
+    job_free(b);
+    job_free(c);
+    /* a dies, b fails, c stays queued */
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &a), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, a->id, NULL, -1, 1), HC_OK);
+    assert_int_equal(jobstore_claim(fx->js, fake_now, &b), HC_OK);
+    assert_int_equal(jobstore_fail(fx->js, b->id, NULL, -1, 0), HC_OK);
+
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_QUEUED, 10, &ids, &n), HC_EVALIDATION);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 0, &ids, &n), HC_EVALIDATION);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], a->id);
+    free(ids);
+    assert_int_equal(jobstore_get(fx->js, a->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_QUEUED);
+    assert_int_equal(got->attempts, 0);
+    job_free(got);
+    assert_int_equal(jobstore_get(fx->js, b->id, &got), HC_OK);
+    assert_int_equal(got->state, JOB_FAILED); /* untouched by the dead replay */
+    job_free(got);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_DEAD, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 0);
+    assert_null(ids);
+    assert_int_equal(jobstore_retry_all(fx->js, JOB_FAILED, 10, &ids, &n), HC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], b->id);
+    free(ids);
+    job_free(a);
+    job_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +1132,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobstore_claim_is_atomic_across_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(jobstore_survives_each_allocation_failing, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_dedup_on_id_and_sequencer, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_older_sequencer_does_not_undo_newer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_etag_dedups_latest_without_sequencer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_get_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_concurrent_duplicates_make_one_job, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_busy_store_is_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_retry_all_replays_dead_or_failed, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,10 @@ static int fake_start(struct engine *e, const struct engine_job *job, const char
     if (strcmp(job->query, "transient") == 0 ||
         (strcmp(job->query, "flaky") == 0 && job->attempt == 1))
         return HC_EENGINETRANSIENT;
+    if (strcmp(job->query, "busy") == 0 && atomic_load(&f->starts) <= 2) {
+        *problem_out = hc_problem_new(HC_EENGINEBUSY, "concurrent query limit");
+        return HC_EENGINEBUSY;
+    }
     if (strcmp(job->query, "broken") == 0) {
         *problem_out = hc_problem_new(HC_EENGINE, "syntax error near FROM");
         return HC_EENGINE;
@@ -172,7 +176,8 @@ static void fake_destroy(struct engine *e)
 }
 
 static const struct engine_ops fake_engine_ops = {"fake",          fake_start,  fake_poll,
-                                                  fake_fetch_page, fake_cancel, fake_destroy};
+                                                  fake_fetch_page, fake_cancel, fake_destroy,
+                                                  NULL};
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
@@ -427,6 +432,76 @@ static void worker_flaky_job_succeeds_on_retry(void **state)
     got = wait_state(fx, job->id, JOB_SUCCEEDED);
     assert_int_equal(got->attempts, 2);
     assert_null(got->error);
+    job_free(got);
+    job_free(job);
+}
+
+static void worker_requeues_busy_without_spending_attempts(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *job, *got;
+
+    fx->cfg.max_attempts = 1; /* a spent attempt would make the job dead */
+    fx->cfg.requeue_delay_ms = 4000;
+    start_pool(fx);
+    job = submit(fx, "busy", 0);
+    for (int refusal = 1; refusal <= 2; refusal++) {
+        for (int i = 0; i < 2000 && atomic_load(&fake.starts) < refusal; i++)
+            sleep_ms(5);
+        got = wait_job(fx, job->id, JOB_RETRYING, 0);
+        while (got->next_run_ms != fake_now + 4000 + 12345 % 1001 && got->next_run_ms <= fake_now) {
+            job_free(got); /* still the previous refusal's row */
+            sleep_ms(5);
+            got = wait_job(fx, job->id, JOB_RETRYING, 0);
+        }
+        /* delay + jitter in [0, delay / 4] from the pinned random value */
+        assert_int_equal(got->next_run_ms, fake_now + 4000 + 12345 % 1001);
+        assert_null(got->handle);
+        assert_string_equal(problem_type(got), "https://hcpipe.dev/problems/engine-busy");
+        fake_now = got->next_run_ms;
+        job_free(got);
+        worker_wake(fx->w);
+    }
+    got = wait_state(fx, job->id, JOB_SUCCEEDED);
+    assert_int_equal(got->attempts, 1);
+    assert_int_equal(atomic_load(&fake.starts), 3);
+    job_free(got);
+    job_free(job);
+}
+
+static atomic_int publishes;
+
+static int publish_count(void *ctx, const struct job *job, const char *dir)
+{
+    char path[4096];
+    FILE *f;
+
+    (void)ctx;
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    f = fopen(path, "r"); /* committed before the hook runs */
+    if (!f)
+        return HC_EINTERNAL;
+    fclose(f);
+    return atomic_fetch_add(&publishes, 1) == 0 && strcmp(job->query, "ok") == 0 ? HC_EIO : HC_OK;
+}
+
+static void worker_publishes_committed_results(void **state)
+{
+    struct fixture *fx = *state;
+    struct job *job, *got;
+
+    atomic_store(&publishes, 0);
+    fx->cfg.publish = publish_count;
+    start_pool(fx);
+    job = submit(fx, "ok", 0);
+    got = wait_state(fx, job->id, JOB_RETRYING); /* the first publish failed (HC_EIO) */
+    assert_string_equal(problem_type(got), "https://hcpipe.dev/problems/io-error");
+    fake_now = got->next_run_ms;
+    job_free(got);
+    worker_wake(fx->w);
+    got = wait_state(fx, job->id, JOB_SUCCEEDED);
+    assert_int_equal(got->attempts, 2);
+    assert_int_equal(atomic_load(&publishes), 2);
     job_free(got);
     job_free(job);
 }
@@ -723,6 +798,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(worker_runs_job_to_success, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_retries_transient_then_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_flaky_job_succeeds_on_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(worker_requeues_busy_without_spending_attempts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(worker_publishes_committed_results, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_non_transient_error_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_times_out_polling_job, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_times_out_blocking_job, setup, teardown),

@@ -1,0 +1,551 @@
+/*
+ * Unit tests of server/engine_athena.c against a scripted loopback Athena (fake_http.h): the
+ * settings checks, re-attaching to a stored handle without a start, the poll states and each
+ * failure class (retryable, user error, table missing, capacity), the DDL once per
+ * configuration (marker file), typed result pages, and a column mismatch.
+ */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* short fake_resp rows */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fake_http.h"
+#include "server/engine_athena.h"
+#include "server/error.h"
+#include "server/sys.h"
+
+#define CT "Content-Type: application/x-amz-json-1.1\r\n"
+
+static char data_dir[256];
+
+static void env_for(struct fake_server *fs)
+{
+    char endpoint[64];
+
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", fs->port);
+    setenv("AWS_ENDPOINT_URL_ATHENA", endpoint, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+}
+
+static void clear_settings_env(void)
+{
+    static const char *const names[] = {
+        "HCPIPE_SOURCE_URI",          "HCPIPE_ATHENA_DATABASE",         "HCPIPE_ATHENA_TABLE",
+        "HCPIPE_ATHENA_WORKGROUP",    "HCPIPE_ATHENA_OUTPUT",           "HCPIPE_ATHENA_CATALOG",
+        "HCPIPE_ATHENA_POLL_RATE",    "HCPIPE_ATHENA_POLL_INITIAL_MS",  "HCPIPE_ATHENA_POLL_MAX_MS",
+        "HCPIPE_ATHENA_PRICE_PER_TB", "HCPIPE_ATHENA_REQUEUE_DELAY_MS", NULL};
+
+    for (int i = 0; names[i]; i++)
+        unsetenv(names[i]);
+}
+
+static struct engine *new_engine_polling(const char *initial_ms)
+{
+    struct athena_settings s;
+    struct engine *e = NULL;
+    char err[256];
+
+    clear_settings_env();
+    setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
+    setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", initial_ms, 1);
+    setenv("HCPIPE_ATHENA_POLL_MAX_MS", "60000", 1);
+    setenv("HCPIPE_ATHENA_POLL_RATE", "100", 1);
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_int_equal(engine_athena_new(data_dir, &s, &e), HC_OK);
+    engine_athena_settings_free(&s);
+    return e;
+}
+
+static struct engine *new_engine(void)
+{
+    return new_engine_polling("10");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(data_dir, sizeof data_dir, "/tmp/hcpipe-test-athena-XXXXXX");
+    assert_non_null(mkdtemp(data_dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int count_markers(void)
+{
+    char path[300];
+    DIR *d;
+    struct dirent *de;
+    int n = 0;
+
+    snprintf(path, sizeof path, "%s/athena", data_dir);
+    d = opendir(path);
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, "ddl-", 4) == 0;
+    closedir(d);
+    return n;
+}
+
+/* Polls until done or an error, at most ~5 s. */
+static int poll_until(struct engine *e, const struct engine_job *job, const char *h, json_t **stats,
+                      json_t **problem)
+{
+    int done = 0, err = HC_OK;
+
+    for (int i = 0; i < 500 && !done && !err; i++) {
+        json_decref(*stats);
+        *stats = NULL;
+        err = e->ops->poll(e, job, h, &done, stats, problem);
+        if (!done && !err)
+            usleep(10000);
+    }
+    return err ? err : done ? HC_OK : -1;
+}
+
+static struct engine_job job_of(const char *query)
+{
+    return (struct engine_job){.job_id = "11111111-2222-3333-4444-555555555555",
+                               .query = query,
+                               .as_of = "2026-05-01",
+                               .scope = SCOPE_DATASET,
+                               .attempt = 1};
+}
+
+static void engine_athena_settings_are_checked(void **state)
+{
+    struct athena_settings s;
+    char err[256];
+
+    (void)state;
+    clear_settings_env();
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HCPIPE_SOURCE_URI"));
+    engine_athena_settings_free(&s);
+    setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_string_equal(s.database, "hcpipe");
+    assert_string_equal(s.workgroup, "primary");
+    assert_int_equal(s.poll_rate, 5);
+    assert_true(s.poll_initial_ms == 1000 && s.poll_max_ms == 10000);
+    assert_null(s.output);
+    engine_athena_settings_free(&s);
+    setenv("HCPIPE_ATHENA_TABLE", "x; DROP", 1);
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HCPIPE_ATHENA_TABLE"));
+    engine_athena_settings_free(&s);
+    unsetenv("HCPIPE_ATHENA_TABLE");
+    setenv("HCPIPE_ATHENA_POLL_RATE", "1000", 1);
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HCPIPE_ATHENA_POLL_RATE"));
+    engine_athena_settings_free(&s);
+    unsetenv("HCPIPE_ATHENA_POLL_RATE");
+    setenv("HCPIPE_ATHENA_OUTPUT", "s3://results/a b/", 1);
+    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HCPIPE_ATHENA_OUTPUT"));
+    engine_athena_settings_free(&s);
+    clear_settings_env();
+}
+
+static void engine_athena_reattaches_without_starting(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-1\",\"Status\":{\"State\":\"RUNNING\"}}],"
+         "\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-1\",\"Status\":{\"State\":\"SUCCEEDED\"},"
+         "\"Statistics\":{\"EngineExecutionTimeInMillis\":70,\"QueryQueueTimeInMillis\":5,"
+         "\"DataScannedInBytes\":1048576}}],\"UnprocessedQueryExecutionIds\":[]}"},
+    };
+    struct fake_server *fs = fake_start(r, 2);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    json_t *stats = NULL, *problem = NULL;
+    char *h = NULL, target[128];
+
+    (void)state;
+    env_for(fs);
+    e = new_engine();
+    assert_int_equal(e->ops->start(e, &job, "q-1", &h, &problem), HC_OK);
+    assert_string_equal(h, "q-1");
+    assert_int_equal(poll_until(e, &job, h, &stats, &problem), HC_OK);
+    assert_null(problem);
+    assert_int_equal(json_integer_value(json_object_get(stats, "engine_execution_ms")), 70);
+    assert_int_equal(json_integer_value(json_object_get(stats, "queue_ms")), 5);
+    /* 1 MiB scanned is billed as the 10 MB minimum: 10 MiB / 1 TiB * 5 USD. */
+    assert_true(fabs(json_real_value(json_object_get(stats, "estimated_cost_usd")) -
+                     10.0 / (1024.0 * 1024.0) * 5.0) < 1e-12);
+    assert_int_equal(fake_n_reqs(fs), 2); /* two status checks, no start, no DDL */
+    for (int i = 0; i < 2; i++)
+        assert_string_equal(fake_req_header(fs, i, "X-Amz-Target", target, sizeof target),
+                            "AmazonAthena.BatchGetQueryExecution");
+    assert_int_equal(engine_athena_status_calls(e), 2);
+    assert_int_equal(engine_athena_ddl_runs(e), 0);
+    json_decref(stats);
+    free(h);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+static void engine_athena_failure_classes(void **state)
+{
+    static const struct {
+        const char *status; /* the batch answer's Status member */
+        int want;
+        const char *detail;
+    } cases[] = {
+        {"{\"State\":\"FAILED\",\"AthenaError\":{\"ErrorCategory\":1,\"ErrorType\":401,"
+         "\"Retryable\":true,\"ErrorMessage\":\"exhausted resources\"}}",
+         HC_EENGINETRANSIENT, "exhausted resources"},
+        {"{\"State\":\"FAILED\",\"AthenaError\":{\"ErrorCategory\":2,\"ErrorType\":1006,"
+         "\"Retryable\":false,\"ErrorMessage\":\"SYNTAX_ERROR: line 1:8\"}}",
+         HC_EENGINE, "SYNTAX_ERROR: line 1:8"},
+        {"{\"State\":\"FAILED\",\"StateChangeReason\":\"TABLE_NOT_FOUND: Table "
+         "awsdatacatalog.hcpipe.facilities does not exist\"}",
+         HC_EENGINETRANSIENT, "TABLE_NOT_FOUND"},
+        {"{\"State\":\"CANCELLED\"}", HC_EENGINE, "was cancelled"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[1024];
+        struct fake_resp r[1];
+        struct fake_server *fs;
+        struct engine_job job = job_of("facility_metrics");
+        struct engine *e;
+        json_t *stats = NULL, *problem = NULL;
+        char *h = NULL;
+
+        snprintf(body, sizeof body,
+                 "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-%zu\",\"Status\":%s}],"
+                 "\"UnprocessedQueryExecutionIds\":[]}",
+                 i, cases[i].status);
+        r[0] = (struct fake_resp){200, CT, body};
+        fs = fake_start(r, 1);
+        env_for(fs);
+        e = new_engine();
+        snprintf(body + 900, 100, "q-%zu", i);
+        assert_int_equal(e->ops->start(e, &job, body + 900, &h, &problem), HC_OK);
+        assert_int_equal(poll_until(e, &job, h, &stats, &problem), cases[i].want);
+        assert_non_null(problem);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(problem, "detail")), cases[i].detail));
+        json_decref(problem);
+        json_decref(stats);
+        free(h);
+        e->ops->destroy(e);
+        fake_stop(fs);
+    }
+}
+
+static void engine_athena_ddl_once_then_start(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT, "{\"QueryExecutionId\":\"ddl-1\"}"},
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"ddl-1\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT, "{\"QueryExecutionId\":\"ddl-2\"}"},
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"ddl-2\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-main\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-main\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-third\"}"},
+        {200, CT, "{\"QueryExecutionId\":\"q-replay\"}"},
+    };
+    struct fake_server *fs = fake_start(r, 8);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    json_t *problem = NULL, *stats = NULL;
+    char *h = NULL, target[128];
+    int done = 0;
+
+    (void)state;
+    env_for(fs);
+    /* Status checks of started queries come after a minute: none in this test. */
+    e = new_engine_polling("60000");
+    assert_int_equal(count_markers(), 0);
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-main");
+    assert_int_equal(count_markers(), 1);
+    assert_int_equal(engine_athena_ddl_runs(e), 2);
+    assert_non_null(strstr(fs->reqs[0].body, "CREATE DATABASE IF NOT EXISTS `hcpipe`"));
+    assert_non_null(strstr(fs->reqs[2].body, "CREATE EXTERNAL TABLE IF NOT EXISTS"));
+    assert_non_null(strstr(fs->reqs[4].body, "\"ClientRequestToken\": \"hcpipe-11111111-2222-"
+                                             "3333-4444-555555555555-1\""));
+    assert_string_equal(fake_req_header(fs, 4, "X-Amz-Target", target, sizeof target),
+                        "AmazonAthena.StartQueryExecution");
+    free(h);
+    e->ops->destroy(e); /* as if the process died before the handle was stored */
+
+    /* A new engine on the same data dir remembers the DDL, and re-sends the token of the start
+     * whose handle was never stored (no poll happened): Athena answers with the same query. */
+    e = new_engine_polling("60000");
+    job.attempt = 2;
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-main");
+    assert_int_equal(engine_athena_ddl_runs(e), 0);
+    assert_int_equal(fake_n_reqs(fs), 6);
+    assert_non_null(strstr(fs->reqs[5].body, "555555555555-1\""));
+    /* The first poll closes the ledger (the handle is stored by then). */
+    assert_int_equal(e->ops->poll(e, &job, h, &done, &stats, &problem), HC_OK);
+    assert_int_equal(done, 0);
+    free(h);
+    job.attempt = 3; /* a retry after a failure: a new token */
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-third");
+    assert_non_null(strstr(fs->reqs[6].body, "555555555555-3\""));
+    assert_int_equal(e->ops->poll(e, &job, h, &done, &stats, &problem), HC_OK);
+    free(h);
+    job.attempt = 1; /* a replay (attempts counted from 1 again): a new generation */
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_OK);
+    assert_string_equal(h, "q-replay");
+    assert_non_null(strstr(fs->reqs[7].body, "555555555555-g1-1\""));
+    assert_int_equal(fake_n_reqs(fs), 8);
+    free(h);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+static void engine_athena_capacity_is_busy(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT, "{\"QueryExecutionId\":\"d1\"}"},
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"d1\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT, "{\"QueryExecutionId\":\"d2\"}"},
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"d2\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {400, CT,
+         "{\"__type\":\"TooManyRequestsException\",\"message\":\"concurrent limit\","
+         "\"Reason\":\"CONCURRENT_QUERY_LIMIT_EXCEEDED\"}"},
+    };
+    struct fake_server *fs = fake_start(r, 5);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    json_t *problem = NULL;
+    char *h = NULL;
+
+    (void)state;
+    env_for(fs);
+    e = new_engine();
+    assert_int_equal(e->ops->start(e, &job, NULL, &h, &problem), HC_EENGINEBUSY);
+    assert_null(h);
+    assert_non_null(problem);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(problem, "detail")), "TooManyRequestsException"));
+    assert_true(hc_err_transient(HC_EENGINEBUSY));
+    assert_int_equal(engine_athena_requeue_delay_ms(e), 60000);
+    json_decref(problem);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+static void engine_athena_fetch_types_rows(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT,
+         "{\"ResultSet\":{\"Rows\":[{\"Data\":[{\"VarCharValue\":\"state\"},"
+         "{\"VarCharValue\":\"facility_count\"},{\"VarCharValue\":\"total_employees\"},"
+         "{\"VarCharValue\":\"valid_accreditations\"}]},"
+         "{\"Data\":[{\"VarCharValue\":\"TX\"},{\"VarCharValue\":\"2\"},{\"VarCharValue\":\"30"
+         "\"},{\"VarCharValue\":\"3\"}]},{\"Data\":[{},{\"VarCharValue\":\"1\"},{\"VarCharValue"
+         "\":\"0\"},{\"VarCharValue\":\"1\"}]}],\"ResultSetMetadata\":{\"ColumnInfo\":["
+         "{\"Name\":\"state\",\"Type\":\"varchar\"},{\"Name\":\"facility_count\",\"Type\":"
+         "\"bigint\"},{\"Name\":\"total_employees\",\"Type\":\"bigint\"},{\"Name\":"
+         "\"valid_accreditations\",\"Type\":\"integer\"}]}},\"NextToken\":\"t2\"}"},
+        {200, CT,
+         "{\"ResultSet\":{\"Rows\":[{\"Data\":[{\"VarCharValue\":\"CA\"},{\"VarCharValue\":\"x\"},"
+         "{\"VarCharValue\":\"1\"},{\"VarCharValue\":\"1\"}]}],\"ResultSetMetadata\":{"
+         "\"ColumnInfo\":[{\"Name\":\"state\",\"Type\":\"varchar\"},{\"Name\":\"facility_count\","
+         "\"Type\":\"bigint\"},{\"Name\":\"total_employees\",\"Type\":\"bigint\"},{\"Name\":"
+         "\"valid_accreditations\",\"Type\":\"bigint\"}]}}}"},
+    };
+    struct fake_server *fs = fake_start(r, 2);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    struct result_writer *w = NULL;
+    struct result_meta meta = {"11111111-2222-3333-4444-555555555555", "accredited_by_state",
+                               "2026-05-01", "athena"};
+    struct result_sink sink;
+    json_t *problem = NULL;
+    char *next = NULL, dir[300];
+
+    (void)state;
+    env_for(fs);
+    e = new_engine();
+    snprintf(dir, sizeof dir, "%s/res", data_dir);
+    assert_int_equal(result_writer_open(dir, &meta, &w), HC_OK);
+    sink = result_writer_sink(w);
+    assert_int_equal(e->ops->fetch_page(e, &job, "q-r", NULL, &sink, &next, &problem), HC_OK);
+    assert_string_equal(next, "t2");
+    assert_int_equal(result_writer_rows(w), 2);
+    assert_non_null(strstr(fs->reqs[0].body, "\"MaxResults\""));
+    assert_non_null(strstr(strstr(fs->reqs[0].body, "\"MaxResults\""), "1000"));
+    /* The second page has "x" in a bigint column: an engine error naming the column. */
+    {
+        char *after = NULL;
+
+        assert_int_equal(e->ops->fetch_page(e, &job, "q-r", next, &sink, &after, &problem),
+                         HC_EENGINE);
+        assert_null(after);
+    }
+    assert_non_null(
+        strstr(json_string_value(json_object_get(problem, "detail")), "facility_count"));
+    json_decref(problem);
+    result_writer_abort(w);
+    free(next);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+static void engine_athena_reads_the_result_csv(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT,
+         "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-c\",\"Status\":{\"State\":"
+         "\"SUCCEEDED\"},\"ResultConfiguration\":{\"OutputLocation\":\"s3://res-bucket/athena/"
+         "q-c.csv\"}}],\"UnprocessedQueryExecutionIds\":[]}"},
+        {200, CT,
+         "{\"ResultSet\":{\"Rows\":[{\"Data\":[{\"VarCharValue\":\"state\"},"
+         "{\"VarCharValue\":\"facility_count\"},{\"VarCharValue\":\"total_employees\"},"
+         "{\"VarCharValue\":\"valid_accreditations\"}]}],\"ResultSetMetadata\":{\"ColumnInfo"
+         "\":[{\"Name\":\"state\",\"Type\":\"varchar\"},{\"Name\":\"facility_count\","
+         "\"Type\":\"bigint\"},{\"Name\":\"total_employees\",\"Type\":\"bigint\"},{\"Name"
+         "\":\"valid_accreditations\",\"Type\":\"bigint\"}]}},\"NextToken\":\"n\"}"},
+        {200, "Content-Type: text/csv\r\nETag: \"e1\"\r\n",
+         "\"state\",\"facility_count\",\"total_employees\",\"valid_accreditations\"\n"
+         "\"T\"\"X, \nnorth\",\"2\",\"30\",\"3\"\n"
+         ",\"1\",\"0\",\"1\"\n"
+         "\"\",\"4\",\"5\",\"6\"\n"},
+    };
+    struct fake_server *fs = fake_start(r, 3);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    struct result_writer *w = NULL;
+    struct result_meta meta = {"11111111-2222-3333-4444-555555555555", "accredited_by_state",
+                               "2026-05-01", "athena"};
+    struct result_sink sink;
+    json_t *problem = NULL, *stats = NULL, *doc;
+    char *h = NULL, *next = NULL, dir[300], path[400], endpoint[64], target[128];
+
+    (void)state;
+    env_for(fs);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", fs->port);
+    setenv("AWS_ENDPOINT_URL_S3", endpoint, 1);
+    setenv("HCPIPE_ATHENA_RESULTS", "csv", 1);
+    e = new_engine();
+    unsetenv("HCPIPE_ATHENA_RESULTS");
+    assert_int_equal(e->ops->start(e, &job, "q-c", &h, &problem), HC_OK);
+    assert_int_equal(poll_until(e, &job, h, &stats, &problem), HC_OK);
+    snprintf(dir, sizeof dir, "%s/res-csv", data_dir);
+    assert_int_equal(result_writer_open(dir, &meta, &w), HC_OK);
+    sink = result_writer_sink(w);
+    assert_int_equal(e->ops->fetch_page(e, &job, h, NULL, &sink, &next, &problem), HC_OK);
+    assert_null(next); /* the whole result in one call */
+    assert_null(problem);
+    assert_int_equal(result_writer_rows(w), 3);
+    assert_int_equal(result_writer_commit(w, stats, NULL, NULL), HC_OK);
+    assert_int_equal(fake_n_reqs(fs), 3);
+    assert_string_equal(fake_req_header(fs, 1, "X-Amz-Target", target, sizeof target),
+                        "AmazonAthena.GetQueryResults");
+    assert_non_null(strstr(fs->reqs[1].body, "\"MaxResults\""));
+    assert_int_equal(strncmp(fs->reqs[2].head, "GET /res-bucket/athena/q-c.csv ", 31), 0);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    {
+        json_t *rows = json_object_get(doc, "rows");
+
+        assert_int_equal(json_array_size(rows), 3);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "state")),
+                            "T\"X, \nnorth");
+        assert_int_equal(
+            json_integer_value(json_object_get(json_array_get(rows, 0), "valid_accreditations")),
+            3);
+        assert_true(json_is_null(json_object_get(json_array_get(rows, 1), "state")));
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 2), "state")),
+                            "");
+    }
+    json_decref(doc);
+    json_decref(stats);
+    unsetenv("AWS_ENDPOINT_URL_S3");
+    free(h);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+static void engine_athena_rejects_mismatched_columns(void **state)
+{
+    struct fake_resp r[] = {
+        {200, CT,
+         "{\"ResultSet\":{\"Rows\":[],\"ResultSetMetadata\":{\"ColumnInfo\":["
+         "{\"Name\":\"state\",\"Type\":\"varchar\"},{\"Name\":\"facility_count\",\"Type\":"
+         "\"varchar\"},{\"Name\":\"total_employees\",\"Type\":\"bigint\"},{\"Name\":"
+         "\"valid_accreditations\",\"Type\":\"bigint\"}]}}}"},
+    };
+    struct fake_server *fs = fake_start(r, 1);
+    struct engine_job job = job_of("accredited_by_state");
+    struct engine *e;
+    struct result_writer *w = NULL;
+    struct result_meta meta = {"x", "accredited_by_state", "2026-05-01", "athena"};
+    struct result_sink sink;
+    json_t *problem = NULL;
+    char *next = NULL, dir[300];
+
+    (void)state;
+    env_for(fs);
+    e = new_engine();
+    snprintf(dir, sizeof dir, "%s/res2", data_dir);
+    assert_int_equal(result_writer_open(dir, &meta, &w), HC_OK);
+    sink = result_writer_sink(w);
+    assert_int_equal(e->ops->fetch_page(e, &job, "q-r", NULL, &sink, &next, &problem), HC_EENGINE);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(problem, "detail")), "facility_count varchar"));
+    json_decref(problem);
+    result_writer_abort(w);
+    e->ops->destroy(e);
+    fake_stop(fs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(engine_athena_settings_are_checked),
+        cmocka_unit_test_setup_teardown(engine_athena_reattaches_without_starting, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_failure_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_ddl_once_then_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_capacity_is_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_fetch_types_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_reads_the_result_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_athena_rejects_mismatched_columns, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
