@@ -68,6 +68,7 @@ python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' 
     "$data/buckets/bad/facilities.ndjson"
 
 "$HCPIPE_BIN" serve --listen 127.0.0.1:0 --data-dir "$data" --max-attempts 1 --workers 2 \
+    --insecure-dev-events \
     --seed s3://sample/facilities.ndjson --seed s3://gen/facilities.ndjson >"$tmp/log" 2>&1 &
 pid=$!
 port=""

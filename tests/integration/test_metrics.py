@@ -112,7 +112,8 @@ def main():
         s.close()
         log = open(os.path.join(tmp, "log"), "wb")
         proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp,
-                                 "--max-attempts", "2", "--seed", "s3://sample/facilities.ndjson"],
+                                 "--max-attempts", "2", "--seed", "s3://sample/facilities.ndjson",
+                                 "--insecure-dev-events"],
                                 stdout=log, stderr=log)
         port = None
         deadline = time.time() + 30 * SLOW
@@ -203,6 +204,30 @@ def main():
               all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])) and
               buckets[-1][1] == value(after, "hcpipe_http_request_duration_seconds_count",
                                      route="/jobs", method="GET"))
+        # Events: one accepted, the same again (duplicate), and a malformed payload (rejected).
+        events_dir = None
+        for cand in (os.path.join(ROOT, "..", "shared", "testdata", "events"),
+                     "/work/shared/testdata/events"):
+            if os.path.isdir(cand):
+                events_dir = cand
+                break
+        if events_dir:
+            good_ev = json.load(open(os.path.join(events_dir, "eventbridge-object-created.json")))
+            bad_ev = json.load(open(os.path.join(events_dir, "malformed-missing-key.json")))
+            s1, _, _ = request(port, "POST", "/events", good_ev)
+            s2, _, _ = request(port, "POST", "/events", good_ev)
+            s3, _, _ = request(port, "POST", "/events", bad_ev)
+            _, text = scrape(port)
+            ev = parse(text)
+            check("events were answered 202, 202 and 4xx", s1 == 202 and s2 == 202 and 400 <= s3 < 500,
+                  "%s %s %s" % (s1, s2, s3))
+            for outcome, n in (("accepted", 1), ("duplicate", 1), ("rejected", 1)):
+                d = value(ev, "hcpipe_events_total", outcome=outcome) - value(after, "hcpipe_events_total", outcome=outcome)
+                check("hcpipe_events_total{outcome=%s} moved by %d" % (outcome, n), d == n, "moved by %s" % d)
+            ok, out = promtool_ok(text)
+            check("promtool check metrics accepts the scrape after events", ok, out)
+        else:
+            print("note: shared/testdata/events not found; event counters not driven")
     finally:
         if proc:
             proc.terminate()

@@ -85,7 +85,8 @@ def server_progress(tmp, src):
     os.link(src, os.path.join(data, "buckets", "big", "facilities.ndjson"))
     log_path = os.path.join(tmp, "server.log")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                             "--insecure-dev-events"],
                             stdout=log, stderr=log)
     try:
         port = None

@@ -48,7 +48,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hcpipe-ui-")
     log_path = os.path.join(tmp, "log")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp],
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp,
+                             "--insecure-dev-events"],
                             stdout=log, stderr=log)
     try:
         port = None
