@@ -43,7 +43,8 @@ static const char *const event_outcomes[METRICS_EVENT_N] = {"accepted", "duplica
                                                             "rejected"};
 
 static const char *const athena_ops[] = {"StartQueryExecution", "GetQueryExecution",
-                                         "GetQueryResults", "StopQueryExecution"};
+                                         "BatchGetQueryExecution", "GetQueryResults",
+                                         "StopQueryExecution"};
 #define N_ATHENA_OP (sizeof athena_ops / sizeof athena_ops[0] + 1)
 
 static const char *const athena_outcomes[] = {"ok", "throttled", "client_error", "server_error",
