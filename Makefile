@@ -15,7 +15,7 @@ VERSION   := 0.1.0
 comma     := ,
 CC        ?= cc
 SANITIZER ?=
-PKGS      := libmicrohttpd jansson libcurl sqlite3 openssl uuid expat
+PKGS      := libmicrohttpd gnutls jansson libcurl sqlite3 openssl uuid expat
 
 ifeq ($(SANITIZER),)
 BUILD     := build

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "server/app.h"
+#include "server/auth.h"
 #include "server/error.h"
 
 #define SMALL_BODY 4096        /* routes whose body is ignored still accept a little */
@@ -33,33 +34,33 @@ static const struct route routes[] = {
      .handler = events_post,
      .max_body = EVENT_BODY,
      .auth = AUTH_WEBHOOK_KEY},
-    {.method = "GET", .path = "/events/{id}", .handler = events_get, .auth = AUTH_NONE},
+    {.method = "GET", .path = "/events/{id}", .handler = events_get, .auth = AUTH_READ},
     {.method = "POST",
      .path = "/jobs",
      .handler = jobs_create,
      .max_body = ROUTE_BODY_DEFAULT,
      .json_body = 1,
-     .auth = AUTH_NONE},
-    {.method = "GET", .path = "/jobs", .handler = jobs_list, .auth = AUTH_NONE},
+     .auth = AUTH_WRITE},
+    {.method = "GET", .path = "/jobs", .handler = jobs_list, .auth = AUTH_READ},
     /* Before /jobs/{id}/...: a literal segment, matched first. */
     {.method = "POST",
      .path = "/jobs/retry",
      .handler = jobs_retry_all,
      .max_body = SMALL_BODY,
-     .auth = AUTH_NONE},
-    {.method = "GET", .path = "/jobs/{id}", .handler = jobs_get, .auth = AUTH_NONE},
-    {.method = "GET", .path = "/jobs/{id}/result.json", .handler = results_json, .auth = AUTH_NONE},
-    {.method = "GET", .path = "/jobs/{id}/result.csv", .handler = results_csv, .auth = AUTH_NONE},
+     .auth = AUTH_WRITE},
+    {.method = "GET", .path = "/jobs/{id}", .handler = jobs_get, .auth = AUTH_READ},
+    {.method = "GET", .path = "/jobs/{id}/result.json", .handler = results_json, .auth = AUTH_READ},
+    {.method = "GET", .path = "/jobs/{id}/result.csv", .handler = results_csv, .auth = AUTH_READ},
     {.method = "POST",
      .path = "/jobs/{id}/cancel",
      .handler = jobs_cancel,
      .max_body = SMALL_BODY,
-     .auth = AUTH_NONE},
+     .auth = AUTH_WRITE},
     {.method = "POST",
      .path = "/jobs/{id}/retry",
      .handler = jobs_retry,
      .max_body = SMALL_BODY,
-     .auth = AUTH_NONE},
+     .auth = AUTH_WRITE},
     {.method = "GET", .path = "/healthz", .handler = health_healthz, .auth = AUTH_NONE},
     {.method = "GET", .path = "/readyz", .handler = health_readyz, .auth = AUTH_NONE},
     {.method = "GET", .path = "/openapi.json", .handler = health_openapi, .auth = AUTH_NONE},
@@ -130,22 +131,58 @@ static unsigned long long declared_body(const struct request *req)
  * may never read the answer. It goes out at once when there is no body, when the client waits
  * for "100 Continue" (it then sends no body), or when the body is too large even to drop.
  */
-static enum reply_result early_or_reply(struct request *req, json_t *problem, const char *allow,
-                                        size_t cap)
+static enum reply_result early_or_reply(struct request *req, json_t *problem, const char *hname,
+                                        const char *hval, size_t cap)
 {
     unsigned long long declared = declared_body(req);
 
     if (declared == 0 || expects_continue(req) ||
         (declared != ULLONG_MAX && declared > cap + HTTPD_DISCARD_LIMIT)) {
-        enum MHD_Result ret =
-            reply_problem_doc(req, problem, allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+        enum MHD_Result ret = reply_problem_doc(req, problem, hname, hval);
         return ret == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
     }
     req->pending = problem;
-    if (allow)
-        snprintf(req->pending_allow, sizeof req->pending_allow, "%s", allow);
+    if (hname) {
+        snprintf(req->pending_hname, sizeof req->pending_hname, "%s", hname);
+        snprintf(req->pending_hval, sizeof req->pending_hval, "%s", hval);
+    }
     buf_init(&req->body, 0); /* drop the body */
     return REPLY_OK;
+}
+
+/*
+ * Bearer tokens, checked on the headers so an unauthenticated client never gets its body
+ * buffered: AUTH_READ routes take a read or write token, AUTH_WRITE routes a write token,
+ * AUTH_METRICS routes a read token when --metrics-auth is on. With no token configured the API is
+ * open. 401 (with WWW-Authenticate: Bearer) for a missing or unknown token, 403 for a read token
+ * on a write route. AUTH_WEBHOOK_KEY is checked in route_dispatch().
+ */
+static enum reply_result token_or_reply(struct request *req)
+{
+    enum route_auth mode = req->route->auth;
+    enum auth_scope need = mode == AUTH_WRITE ? AUTH_SCOPE_WRITE : AUTH_SCOPE_READ;
+    const char *hdr;
+    int err;
+
+    if (mode == AUTH_NONE || mode == AUTH_WEBHOOK_KEY ||
+        (mode == AUTH_METRICS && !req->app->cfg->metrics_auth) || auth_count(req->app->auth) == 0)
+        return REPLY_OK;
+    hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    err = auth_check(req->app->auth, hdr, need, req->principal);
+    if (err == HC_OK)
+        return REPLY_OK;
+    if (err == HC_EFORBIDDEN)
+        return early_or_reply(req,
+                              hc_problem_new(HC_EFORBIDDEN, "this token's scope is read; this "
+                                                            "operation needs a write token"),
+                              MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                              "Bearer realm=\"hcpipe\", error=\"insufficient_scope\"", 0);
+    return early_or_reply(
+        req,
+        hc_problem_new(HC_EUNAUTHORIZED, hdr ? "unknown token; send Authorization: Bearer <token>"
+                                             : "send Authorization: Bearer <token>"),
+        MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+        hdr ? "Bearer realm=\"hcpipe\", error=\"invalid_token\"" : "Bearer realm=\"hcpipe\"", 0);
 }
 
 enum reply_result route_begin_or_reply(struct request *req)
@@ -155,6 +192,7 @@ enum reply_result route_begin_or_reply(struct request *req)
     char allow[64] = "", detail[160];
     size_t n_params, cap;
     unsigned long long declared;
+    enum reply_result r;
 
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!path_match(routes[i].path, req->path, params, &n_params))
@@ -172,17 +210,21 @@ enum reply_result route_begin_or_reply(struct request *req)
     }
     if (!req->route && allow[0]) {
         snprintf(detail, sizeof detail, "%s is not allowed here; allowed: %s", req->method, allow);
-        return early_or_reply(req, hc_problem_new(HC_EMETHOD, detail), allow, 0);
+        return early_or_reply(req, hc_problem_new(HC_EMETHOD, detail), MHD_HTTP_HEADER_ALLOW, allow,
+                              0);
     }
     if (!req->route)
-        return early_or_reply(req, hc_problem_new(HC_ENOTFOUND, "no such resource"), NULL, 0);
+        return early_or_reply(req, hc_problem_new(HC_ENOTFOUND, "no such resource"), NULL, NULL, 0);
+    r = token_or_reply(req);
+    if (r != REPLY_OK || req->pending)
+        return r;
     cap =
         req->route->max_body == ROUTE_BODY_DEFAULT ? req->app->cfg->max_body : req->route->max_body;
     buf_init(&req->body, cap);
     declared = declared_body(req);
     if (declared != ULLONG_MAX && declared > cap) {
         snprintf(detail, sizeof detail, "the body may hold at most %zu bytes", cap);
-        return early_or_reply(req, hc_problem_new(HC_ETOOBIG, detail), NULL, cap);
+        return early_or_reply(req, hc_problem_new(HC_ETOOBIG, detail), NULL, NULL, cap);
     }
     return REPLY_OK;
 }
@@ -212,14 +254,13 @@ static enum reply_result parse_json_or_reply(struct request *req)
     return reply_problem_doc(req, problem, NULL, NULL) == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
 }
 
-/* Auth: AUTH_WEBHOOK_KEY routes check the webhook credential; AUTH_TOKEN waits for its issue. */
+/* Auth on the complete request: only AUTH_WEBHOOK_KEY, POST /events' own credential, is
+ * checked here (bearer tokens were checked on the headers by token_or_reply()). */
 static enum reply_result auth_or_reply(struct request *req)
 {
-    if (req->route->auth == AUTH_NONE)
+    if (req->route->auth != AUTH_WEBHOOK_KEY)
         return REPLY_OK;
-    if (req->route->auth == AUTH_WEBHOOK_KEY)
-        return events_auth_or_reply(req);
-    return reply_problem(req, HC_EUNAUTHORIZED, NULL) == MHD_YES ? REPLY_REPLIED : REPLY_FATAL;
+    return events_auth_or_reply(req);
 }
 
 enum MHD_Result route_dispatch(struct request *req)
@@ -231,8 +272,8 @@ enum MHD_Result route_dispatch(struct request *req)
          * reply_problem_doc() answers with a fixed 500). */
         json_t *problem = req->pending;
         req->pending = NULL; /* reply_problem_doc() steals it */
-        return reply_problem_doc(req, problem, req->pending_allow[0] ? MHD_HTTP_HEADER_ALLOW : NULL,
-                                 req->pending_allow);
+        return reply_problem_doc(req, problem, req->pending_hname[0] ? req->pending_hname : NULL,
+                                 req->pending_hval);
     }
     if (req->body_too_big) {
         char detail[96];

@@ -3,10 +3,10 @@
  * (one file per resource: jobs.c, results.c, health.c).
  *
  * The dispatcher alone matches method and path (404 vs 405 with Allow, HEAD served as GET),
- * extracts path parameters ({id}), enforces the route's body cap (413), checks auth (a
- * placeholder today), and parses a JSON body (400 invalid-json with line and column). A handler
- * gets a request whose route, params and json are set, and answers with a reply_* function of
- * server/httpd.h.
+ * extracts path parameters ({id}), enforces the route's body cap (413), checks auth (bearer
+ * tokens on the headers: 401/403; the webhook credential once the body is in), and parses a JSON
+ * body (400 invalid-json with line and column). A handler gets a request whose route, params and
+ * json are set, and answers with a reply_* function of server/httpd.h.
  */
 #ifndef HCPIPE_ROUTES_H
 #define HCPIPE_ROUTES_H
@@ -15,9 +15,11 @@
 
 #include "server/httpd.h"
 
-/* Who may call a route (AUTH_WEBHOOK_KEY is checked by events_auth_or_reply(); AUTH_TOKEN comes
- * with its issue). */
-enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_WEBHOOK_KEY };
+/* Who may call a route. AUTH_READ/AUTH_WRITE need a bearer API token of that scope (a write
+ * token also reads) when tokens are configured; AUTH_METRICS needs a read token only with
+ * --metrics-auth; AUTH_WEBHOOK_KEY is POST /events' own credential (events_auth_or_reply(), called
+ * by route_dispatch). */
+enum route_auth { AUTH_NONE, AUTH_READ, AUTH_WRITE, AUTH_METRICS, AUTH_WEBHOOK_KEY };
 
 /* max_body value meaning "the service's --max-body". */
 #define ROUTE_BODY_DEFAULT ((size_t)-1)

@@ -4,6 +4,7 @@
 #ifndef HCPIPE_APP_H
 #define HCPIPE_APP_H
 
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/jobstore.h"
@@ -19,6 +20,8 @@ struct app {
     int64_t started_ms;       /* wall clock at start */
     struct objstore *objects; /* <data_dir>/buckets: POST /events checks there which form of an
                                  event's key exists (a local stat; NULL: no check) */
+    struct auth *auth;        /* API tokens; NULL or empty: the API is open */
+    struct tls *tls;          /* HTTPS certificate (server/tls.h), or NULL for plain HTTP */
 };
 
 #endif

@@ -17,9 +17,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/auth.h"
 #include "server/engine.h"
 #include "server/log.h"
 #include "server/objstore.h"
+#include "server/tls.h"
 
 /* A setter stores `val` into cfg; on a bad value it returns -1 and writes what was expected. */
 typedef int (*setter)(struct config *cfg, const char *val, char *why, size_t whylen);
@@ -170,18 +172,107 @@ static int set_max_body(struct config *cfg, const char *val, char *why, size_t w
     return 0;
 }
 
-static int set_insecure(struct config *cfg, const char *val, char *why, size_t whylen)
+static int set_bool(int *slot, const char *val, char *why, size_t whylen)
 {
     if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 || strcmp(val, "yes") == 0) {
-        cfg->insecure_dev_events = 1;
+        *slot = 1;
     } else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 || strcmp(val, "no") == 0 ||
                !*val) {
-        cfg->insecure_dev_events = 0;
+        *slot = 0;
     } else {
         snprintf(why, whylen, "expected 1/true/yes or 0/false/no");
         return -1;
     }
     return 0;
+}
+
+static int set_insecure(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_bool(&cfg->insecure_dev_events, val, why, whylen);
+}
+
+/* ---- the edge: HTTPS, API tokens, connection limits ---- */
+
+/* An empty value unsets a file setting (so an empty variable means "none"). */
+static int set_path_checked(char **slot, const char *val,
+                            int (*check)(const char *, char *, size_t), char *why, size_t whylen)
+{
+    if (!*val) {
+        free(*slot);
+        *slot = NULL;
+        return 0;
+    }
+    if (check(val, why, whylen) != 0)
+        return -1;
+    return replace_str(slot, val);
+}
+
+static int set_tls_cert(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->tls_cert, val, tls_check_cert_file, why, whylen);
+}
+
+static int set_tls_key(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->tls_key, val, tls_check_key_file, why, whylen);
+}
+
+static int tokens_text_ok(const char *val, char *why, size_t whylen)
+{
+    struct auth *a = NULL;
+    int err = auth_load(val, NULL, &a, why, whylen);
+
+    auth_free(a);
+    return err == 0 ? 0 : -1;
+}
+
+static int tokens_file_ok(const char *val, char *why, size_t whylen)
+{
+    struct auth *a = NULL;
+    int err = auth_load(NULL, val, &a, why, whylen);
+
+    auth_free(a);
+    return err == 0 ? 0 : -1;
+}
+
+static int set_api_tokens(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->api_tokens, val, tokens_text_ok, why, whylen);
+}
+
+static int set_api_tokens_file(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_path_checked(&cfg->api_tokens_file, val, tokens_file_ok, why, whylen);
+}
+
+static int set_metrics_auth(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_bool(&cfg->metrics_auth, val, why, whylen);
+}
+
+static int set_max_connections(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->max_connections, val, 1, 65536, why, whylen);
+}
+
+static int set_max_connections_per_ip(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->max_connections_per_ip, val, 0, 65536, why, whylen);
+}
+
+static int set_connection_timeout(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->connection_timeout_s, val, 1, 3600, why, whylen);
+}
+
+static int set_request_timeout(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->request_timeout_s, val, 1, 3600, why, whylen);
+}
+
+static int set_http_threads(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    return set_int(&cfg->http_threads, val, 0, 256, why, whylen);
 }
 
 int config_check_source(const char *src, const char **why)
@@ -516,6 +607,41 @@ static const struct setting settings[] = {
      .has_value = 1,
      .set = set_event_queries},
     {.flag = "--event-scope", .env = "HCPIPE_EVENT_SCOPE", .has_value = 1, .set = set_event_scope},
+    {.flag = "--tls-cert", .env = "HCPIPE_TLS_CERT", .has_value = 1, .set = set_tls_cert},
+    {.flag = "--tls-key", .env = "HCPIPE_TLS_KEY", .has_value = 1, .set = set_tls_key},
+    {.flag = "--api-tokens",
+     .env = "HCPIPE_API_TOKENS",
+     .has_value = 1,
+     .set = set_api_tokens,
+     .secret = 1},
+    {.flag = "--api-tokens-file",
+     .env = "HCPIPE_API_TOKENS_FILE",
+     .has_value = 1,
+     .set = set_api_tokens_file},
+    {.flag = "--metrics-auth",
+     .env = "HCPIPE_METRICS_AUTH",
+     .has_value = 0,
+     .set = set_metrics_auth},
+    {.flag = "--max-connections",
+     .env = "HCPIPE_MAX_CONNECTIONS",
+     .has_value = 1,
+     .set = set_max_connections},
+    {.flag = "--max-connections-per-ip",
+     .env = "HCPIPE_MAX_CONNECTIONS_PER_IP",
+     .has_value = 1,
+     .set = set_max_connections_per_ip},
+    {.flag = "--connection-timeout",
+     .env = "HCPIPE_CONNECTION_TIMEOUT",
+     .has_value = 1,
+     .set = set_connection_timeout},
+    {.flag = "--request-timeout",
+     .env = "HCPIPE_REQUEST_TIMEOUT",
+     .has_value = 1,
+     .set = set_request_timeout},
+    {.flag = "--http-threads",
+     .env = "HCPIPE_HTTP_THREADS",
+     .has_value = 1,
+     .set = set_http_threads},
 };
 
 static const char usage[] =
@@ -560,6 +686,35 @@ static const char usage[] =
     "                          (HCPIPE_EVENT_QUERIES, accredited_by_state)\n"
     "  --event-scope SCOPE     dataset | object: scope of those jobs (HCPIPE_EVENT_SCOPE,\n"
     "                          dataset)\n"
+    "\n"
+    "HTTPS, API tokens and limits (the edge):\n"
+    "  --tls-cert FILE         PEM certificate (chain) to serve HTTPS; needs --tls-key. SIGHUP\n"
+    "                          re-reads both files without closing the listener; a bad pair\n"
+    "                          is logged and the old one kept (HCPIPE_TLS_CERT, plain HTTP)\n"
+    "  --tls-key FILE          its unencrypted PEM private key (HCPIPE_TLS_KEY, none)\n"
+    "  --api-tokens LIST       bearer tokens, name:scope:token[,...]; scope read (GET/HEAD)\n"
+    "                          or write (everything); tokens 16..512 printable characters\n"
+    "                          without spaces or commas. Unset with no file: the API is open\n"
+    "                          (a warning is logged). /healthz and /readyz are always open\n"
+    "                          (HCPIPE_API_TOKENS, none)\n"
+    "  --api-tokens-file FILE  more tokens, one name:scope:token a line, '#' comments;\n"
+    "                          re-read on SIGHUP (HCPIPE_API_TOKENS_FILE, none)\n"
+    "  --metrics-auth          GET /metrics needs a read token too\n"
+    "                          (HCPIPE_METRICS_AUTH=1, off)\n"
+    "  --max-connections N     concurrent connections, 1..65536; more wait in the listen\n"
+    "                          queue (pool; each pool thread takes an equal share) or are\n"
+    "                          closed at once (thread per connection)\n"
+    "                          (HCPIPE_MAX_CONNECTIONS, 256)\n"
+    "  --max-connections-per-ip N  concurrent connections from one address; more are closed\n"
+    "                          at once, 0 = no cap (HCPIPE_MAX_CONNECTIONS_PER_IP, 32)\n"
+    "  --connection-timeout S  close a connection idle this long, 1..3600\n"
+    "                          (HCPIPE_CONNECTION_TIMEOUT, 30)\n"
+    "  --request-timeout S     a request's headers and body must arrive within S seconds of\n"
+    "                          the connection opening or the previous answer, however slowly\n"
+    "                          they trickle in, 1..3600 (HCPIPE_REQUEST_TIMEOUT, 30)\n"
+    "  --http-threads N        threads serving connections from a poll loop; an idle or slow\n"
+    "                          connection costs no thread. 0 = one thread per connection,\n"
+    "                          0..256 (HCPIPE_HTTP_THREADS, 4)\n"
     "  -h, --help              show this help and exit\n";
 
 const char *config_usage(void)
@@ -576,6 +731,11 @@ static int set_defaults(struct config *cfg)
     cfg->job_timeout_s = 900;
     cfg->max_attempts = 5;
     cfg->max_body = 1 << 20;
+    cfg->max_connections = 256;
+    cfg->max_connections_per_ip = 32;
+    cfg->connection_timeout_s = 30;
+    cfg->request_timeout_s = 30;
+    cfg->http_threads = 4;
     cfg->event_scope = SCOPE_DATASET;
     if (set_listen(cfg, "127.0.0.1:8080", why, sizeof why) ||
         replace_str(&cfg->data_dir, "./var") || replace_str(&cfg->engine, "local") ||
@@ -666,6 +826,13 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         if (apply(cfg, flag_set[f]->set, flag_set[f]->flag, flag_val[f], flag_set[f]->secret, err,
                   errlen) != 0)
             return -1;
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        snprintf(err, errlen,
+                 "--tls-cert (HCPIPE_TLS_CERT) and --tls-key (HCPIPE_TLS_KEY) go together: %s is "
+                 "missing",
+                 cfg->tls_cert ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
     return 0;
 }
 
@@ -684,5 +851,11 @@ void config_free(struct config *cfg)
     list_free(&cfg->event_buckets, &cfg->n_event_buckets);
     list_free(&cfg->event_suffixes, &cfg->n_event_suffixes);
     list_free(&cfg->event_queries, &cfg->n_event_queries);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    if (cfg->api_tokens)
+        memset(cfg->api_tokens, 0, strlen(cfg->api_tokens));
+    free(cfg->api_tokens);
+    free(cfg->api_tokens_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -38,6 +38,17 @@ struct config {
                              accredited_by_state */
     size_t n_event_queries;
     int event_scope; /* enum job_scope of those jobs, default SCOPE_DATASET */
+    /* The edge: HTTPS, API tokens (secret), connection limits */
+    char *tls_cert;             /* PEM certificate chain file (HTTPS), or NULL for plain HTTP */
+    char *tls_key;              /* PEM private key file; set exactly when tls_cert is */
+    char *api_tokens;           /* token list text (secret; server/auth.h format), or NULL */
+    char *api_tokens_file;      /* file holding more of the token list, or NULL */
+    int metrics_auth;           /* 1: GET /metrics needs a read token too */
+    int max_connections;        /* concurrent connections, default 256 */
+    int max_connections_per_ip; /* concurrent connections from one IP, default 32; 0 = no cap */
+    int connection_timeout_s;   /* a connection idle this long is closed, default 30 */
+    int request_timeout_s;      /* a request's headers and body must arrive within this, 30 */
+    int http_threads;           /* HTTP threads in the pool, default 4; 0 = one per connection */
 };
 
 /* Fills `cfg` from argv (the arguments after "serve") and the environment. On a bad value or

@@ -5,9 +5,20 @@
  * handler called once per chunk; on_completed, the one place a request is freed and logged), then
  * the response helpers, which all end in queue().
  *
- * Threading: MHD runs one thread per connection (plus its listening thread), so a handler may
- * block briefly on the job store without stalling other clients. Connections are limited and
- * time out when idle.
+ * Threading: by default a pool of cfg->http_threads threads, each with its own epoll loop over
+ * its share of the connections, so an idle or slow connection costs no thread; a handler that
+ * blocks briefly on the job store stalls only the connections of its thread.
+ * --http-threads 0 gives a thread per connection instead. Connections are limited (in total and
+ * per IP) and time out when idle (MHD) or when a request takes too long to arrive (the reaper).
+ *
+ * The reaper: NOTIFY_CONNECTION puts every connection into a list (struct conn_track, its
+ * socket context) with a deadline, now + request_timeout_s; the last callback of a request
+ * (body complete) clears it, and the request's completion sets it again for the next request on
+ * the connection. A thread wakes every REAPER_TICK_MS and shutdown()s the socket of every
+ * connection past its deadline; MHD then sees the connection fail and closes it on its own
+ * thread. The list lock is held while a socket is shut down and while a closed connection
+ * leaves the list (MHD closes the fd only after that notification), so the reaper never touches
+ * a reused descriptor.
  */
 #include "server/httpd.h"
 
@@ -15,9 +26,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,15 +41,29 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/sys.h"
+#include "server/tls.h"
 
-#define HTTPD_CONNECTION_LIMIT   256 /* concurrent connections */
-#define HTTPD_CONNECTION_TIMEOUT 30  /* seconds a connection may stay idle */
+#define REAPER_TICK_MS 250 /* how often the reaper looks for late requests */
+
+/* One open connection, for the reaper (MHD's socket context; freed when the connection closes). */
+struct conn_track {
+    struct conn_track *prev, *next; /* in httpd.conns */
+    MHD_socket fd;                  /* the connection's socket (MHD's) */
+    int64_t deadline_ms;            /* monotonic time its request must be in by; 0: none */
+};
 
 struct httpd {
     struct MHD_Daemon *daemon; /* owned */
     struct app *app;           /* borrowed */
     MHD_socket quiesced_fd;    /* listening socket handed back by quiesce, closed at stop */
     int port;                  /* the port bound */
+    pthread_mutex_t lock;      /* guards conns, stopping, reaped */
+    pthread_cond_t wake;       /* wakes the reaper to stop */
+    struct conn_track conns;   /* list head of open connections */
+    pthread_t reaper;          /* the reaper thread */
+    int reaper_started;        /* 1 once `reaper` runs */
+    int stopping;              /* 1: the reaper must return */
+    unsigned long reaped;      /* connections closed for a late request */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -105,6 +132,95 @@ static void request_free(struct request *req)
     free(req);
 }
 
+/* Sets the reaper deadline of the connection carrying `conn` (0: none). */
+static void conn_deadline(struct httpd *h, struct MHD_Connection *conn, int64_t deadline_ms)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_track *t = ci ? ci->socket_context : NULL;
+
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->lock);
+    t->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int64_t next_deadline(const struct httpd *h)
+{
+    return sys_mono_ms() + (int64_t)h->app->cfg->request_timeout_s * 1000;
+}
+
+/* NOTIFY_CONNECTION: a connection enters the reaper's list when it opens and leaves it when it
+ * closes (before MHD closes its socket). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *h = cls;
+    struct conn_track *t = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t = calloc(1, sizeof *t);
+        if (!t || !ci) {
+            free(t); /* untracked: MHD's idle timeout still applies */
+            return;
+        }
+        t->fd = ci->connect_fd;
+        pthread_mutex_lock(&h->lock);
+        t->deadline_ms = next_deadline(h);
+        t->next = h->conns.next;
+        t->prev = &h->conns;
+        h->conns.next->prev = t;
+        h->conns.next = t;
+        pthread_mutex_unlock(&h->lock);
+        *socket_context = t;
+    } else if (t) {
+        pthread_mutex_lock(&h->lock);
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        pthread_mutex_unlock(&h->lock);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    struct httpd *h = arg;
+
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        struct timespec until;
+        int64_t now = sys_mono_ms();
+        unsigned long n = 0;
+
+        for (struct conn_track *t = h->conns.next; t != &h->conns; t = t->next) {
+            if (t->deadline_ms && now > t->deadline_ms) {
+                shutdown(t->fd, SHUT_RDWR); /* MHD's next read fails and it closes it */
+                t->deadline_ms = 0;
+                n++;
+            }
+        }
+        h->reaped += n;
+        if (n) {
+            char count[24];
+            snprintf(count, sizeof count, "%lu", n);
+            log_warn("connections closed: request not received in time", "count", count, NULL);
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += REAPER_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
 /* MHD's access handler: called on the headers, once per body chunk, and once at the end. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -134,7 +250,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return req->body_seen > (uint64_t)req->body.max + HTTPD_DISCARD_LIMIT ? MHD_NO : MHD_YES;
     }
     if (req->status)
-        return MHD_YES; /* answered at the first callback */
+        return MHD_YES;          /* answered at the first callback */
+    conn_deadline(cls, conn, 0); /* the request is in; answering it has no deadline */
     return route_dispatch(req);
 }
 
@@ -145,8 +262,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct request *req = *con_cls;
     char status[8], ms[24];
 
-    (void)cls;
-    (void)conn;
+    conn_deadline(cls, conn, next_deadline(cls)); /* the next request on this connection */
     if (!req)
         return;
     snprintf(status, sizeof status, "%u", req->status);
@@ -154,13 +270,44 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_msg(req->status >= 500 || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? LOG_WARN : LOG_INFO,
             "request", "method", req->method, "path", req->path, "status", status, "ms", ms,
             "request_id", req->request_id, "outcome",
-            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "aborted", NULL);
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "aborted",
+            req->principal[0] ? "token" : NULL, req->principal, NULL);
     /* The route's pattern, never the raw path, is the label: ids would make unbounded series. */
     if (req->status)
         metrics_http_observe(req->method, req->route ? req->route->path : NULL, req->status,
                              mono_us() - req->start_us);
     request_free(req);
     *con_cls = NULL;
+}
+
+/* The options every daemon gets, TLS or not (a macro: MHD takes them as varargs). */
+#define COMMON_OPTIONS(h, sa, cfg)                                                                 \
+    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,                        \
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_LIMIT,               \
+        (unsigned)(cfg)->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,                      \
+        (unsigned)(cfg)->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,                    \
+        (unsigned)(cfg)->connection_timeout_s
+
+static struct MHD_Daemon *daemon_start(struct httpd *h, const struct sockaddr *sa, unsigned flags)
+{
+    const struct config *cfg = h->app->cfg;
+    /* Each pool thread takes an equal share of the connection limit, so no more threads than
+     * connections. */
+    int threads =
+        cfg->http_threads < cfg->max_connections ? cfg->http_threads : cfg->max_connections;
+    /* THREAD_POOL_SIZE only in pool mode (MHD refuses it with a thread per connection). */
+    struct MHD_OptionItem pool[] = {
+        {threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
+
+    if (h->app->tls)
+        return MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)cfg->listen_port, NULL, NULL,
+                                on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_HTTPS_CERT_CALLBACK2, tls_retrieve,
+                                COMMON_OPTIONS(h, sa, cfg), MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+    return MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, COMMON_OPTIONS(h, sa, cfg),
+                            MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 }
 
 int httpd_start(struct app *app, struct httpd **out)
@@ -170,15 +317,25 @@ int httpd_start(struct app *app, struct httpd **out)
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     const struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
 
     *out = NULL;
     if (!h)
         return HC_ENOMEM;
+    if (app->tls && (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+                     MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK2) != MHD_YES)) {
+        log_error("this libmicrohttpd has no TLS certificate callback; HTTPS is not available",
+                  NULL);
+        free(h);
+        return HC_EIO;
+    }
+    flags |= cfg->http_threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     h->app = app;
     h->quiesced_fd = MHD_INVALID_SOCKET;
+    h->conns.next = h->conns.prev = &h->conns;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
     if (cfg->listen_ipv6) {
@@ -193,16 +350,18 @@ int httpd_start(struct app *app, struct httpd **out)
         inet_pton(AF_INET, cfg->listen_host, &sin.sin_addr);
         sa = (const struct sockaddr *)&sin;
     }
-    h->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_CONNECTION_TIMEOUT, MHD_OPTION_END);
+    h->daemon = daemon_start(h, sa, flags);
     if (!h->daemon) {
         log_error("cannot listen", "listen", cfg->listen, "error", strerror(errno), NULL);
-        free(h);
+        httpd_stop(h);
         return HC_EIO;
     }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        log_error("cannot start the connection reaper", NULL);
+        httpd_stop(h);
+        return HC_EIO;
+    }
+    h->reaper_started = 1;
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : cfg->listen_port;
     *out = h;
@@ -224,9 +383,19 @@ void httpd_stop(struct httpd *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->daemon);
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon); /* closes every connection: the list is empty after */
     if (h->quiesced_fd != MHD_INVALID_SOCKET)
         close(h->quiesced_fd); /* quiesce handed the listening socket to us */
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = 1;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->reaper, NULL);
+    }
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
     free(h);
 }
 

@@ -7,7 +7,17 @@
  * callbacks append upload chunks into a buffer capped at the route's max_body; the last callback
  * hands the request to route_dispatch(). The request is freed only in MHD's
  * NOTIFY_COMPLETED callback, which also writes the request's one log line (method, path,
- * status, ms, request_id; never bodies or headers such as Authorization).
+ * status, ms, request_id, the API token's name; never bodies, tokens or headers such as
+ * Authorization).
+ *
+ * Edge limits (settings in server/config.h): HTTPS through server/tls.h; a pool of
+ * cfg->http_threads threads polls the connections (0: a thread per connection); at most
+ * max_connections at once (more wait in the kernel's listen queue with the pool, are closed at
+ * once with a thread per connection) and max_connections_per_ip from one address (more are
+ * closed at once); a connection idle for connection_timeout_s is
+ * closed by MHD, and a reaper thread closes any connection whose request (headers and body) has
+ * not fully arrived request_timeout_s after the connection opened or the previous answer went
+ * out, which MHD's idle timeout alone cannot do against a client trickling a byte at a time.
  *
  * Every reply_* function queues exactly one response on the request's connection and returns
  * MHD's verdict (MHD_NO means the connection must be dropped); a handler returns that value.
@@ -51,14 +61,17 @@ struct request {
     int body_too_big;                               /* 1 once the body passed the cap */
     json_t *json;                                   /* parsed body (owned), or NULL */
     json_t *pending;        /* an answer deferred until the body is in (owned), or NULL */
-    char pending_allow[64]; /* the Allow header of the pending answer, or "" */
+    char pending_hname[32]; /* a header of the pending answer (Allow, WWW-Authenticate), or "" */
+    char pending_hval[96];  /* its value */
+    char principal[65];     /* name of the API token that authenticated the request, or "" */
     unsigned status;        /* status of the queued response, 0 if none */
 };
 
 struct httpd;
 
-/* Starts the daemon on app->cfg's listen address (threads of its own). The app is borrowed and
- * must outlive the daemon. Returns HC_OK and *out, or HC_EIO (the reason is logged). */
+/* Starts the daemon on app->cfg's listen address (threads of its own), HTTPS when app->tls is
+ * set. The app is borrowed and must outlive the daemon. Returns HC_OK and *out, or HC_EIO (the
+ * reason is logged). */
 int httpd_start(struct app *app, struct httpd **out);
 
 /* The TCP port the daemon listens on (the real one when port 0 was asked for). */

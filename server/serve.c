@@ -3,14 +3,19 @@
  *
  * Start-up, in order: settings (a bad one exits 2 naming it; so does POST /events without a
  * webhook credential unless --insecure-dev-events, which is then logged as a warning),
- * SIGTERM/SIGINT blocked in every thread (this thread collects them with sigwait()), the data
- * dir, the job store (<data_dir>/jobs.db), the engine (local, or athena with its
- * HCPIPE_ATHENA_* settings checked first; S3 as the local engine's store with HCPIPE_SOURCE=s3),
- * the bucket folder store (for the event intake's key check), recovery of jobs that were
- * running when the last process
- * died, the worker pool, one facility_metrics job per --seed so the sample is loaded into the
- * warehouse, then the HTTP daemon (an unchanged object is not loaded twice, so a restart with the
- * same seeds costs little). Then one "listening" log line.
+ * SIGTERM/SIGINT/SIGHUP blocked in every thread (this thread collects them with sigwait()), the
+ * TLS pair and the API tokens (bad ones exit 2 naming the setting), the data dir, the job store
+ * (<data_dir>/jobs.db), the engine (local, or athena with its HCPIPE_ATHENA_* settings checked
+ * first; S3 as the local engine's store with HCPIPE_SOURCE=s3), the bucket folder store (for the
+ * event intake's key check), recovery of jobs that were running when the last process died, the
+ * worker pool, one facility_metrics job per --seed so the sample is loaded into the warehouse
+ * (an unchanged object is not loaded twice, so a restart with the same seeds costs little;
+ * queued before the daemon starts, so a ready service already lists them), and the HTTP daemon.
+ * Then one "listening" log line.
+ *
+ * SIGHUP reloads what can change under a running service: the TLS certificate and key (new
+ * handshakes get the new pair; the listener stays open) and the API token list (the inline list
+ * plus the file again). A reload that fails is logged and the old state kept.
  *
  * Shutdown on SIGTERM/SIGINT: stop accepting (quiesce), finish the requests in flight and stop
  * the daemon, stop the workers at a safe point (an interrupted job stays running in the store
@@ -36,6 +41,7 @@
 #include "server/log.h"
 #include "server/objstore_s3.h"
 #include "server/sys.h"
+#include "server/tls.h"
 
 /* mkdir -p for one path. */
 static int mkdir_p(const char *path)
@@ -174,6 +180,65 @@ static void queue_seeds(const struct config *cfg, struct jobstore *js, struct wo
         worker_wake(w);
 }
 
+/* SIGHUP: the certificate and the token list again. */
+static void reload(const struct config *cfg, struct tls *tls, struct auth *auth)
+{
+    char err[512], subject[256], not_after[32], count[24];
+    struct auth *fresh = NULL;
+
+    if (tls) {
+        if (tls_reload(tls, err, sizeof err) == HC_OK) {
+            tls_describe(tls, subject, sizeof subject, not_after, sizeof not_after);
+            log_info("TLS certificate reloaded", "subject", subject, "not_after", not_after, NULL);
+        } else {
+            log_error("TLS reload failed; the old certificate stays", "error", err, NULL);
+        }
+    }
+    if (auth_load(cfg->api_tokens, cfg->api_tokens_file, &fresh, err, sizeof err) == HC_OK) {
+        snprintf(count, sizeof count, "%zu", auth_count(fresh));
+        auth_replace(auth, fresh);
+        log_info("API tokens reloaded", "tokens", count, NULL);
+    } else {
+        log_error("API token reload failed; the old tokens stay", "error", err, NULL);
+    }
+}
+
+/* Loads the TLS pair and the token list; a failure is printed naming the setting. */
+static int edge_load(const struct config *cfg, struct tls **tls, struct auth **auth)
+{
+    char err[512], subject[256], not_after[32], count[24];
+    int e;
+
+    if (cfg->tls_cert) {
+        e = tls_load(cfg->tls_cert, cfg->tls_key, tls, err, sizeof err);
+        if (e != HC_OK) {
+            fprintf(stderr,
+                    "hcpipe: invalid --tls-cert/--tls-key (HCPIPE_TLS_CERT/HCPIPE_TLS_KEY): %s\n",
+                    err);
+            return -1;
+        }
+        tls_describe(*tls, subject, sizeof subject, not_after, sizeof not_after);
+        log_info("TLS on", "subject", subject, "not_after", not_after, NULL);
+    }
+    e = auth_load(cfg->api_tokens, cfg->api_tokens_file, auth, err, sizeof err);
+    if (e != HC_OK) {
+        fprintf(stderr,
+                "hcpipe: invalid --api-tokens/--api-tokens-file (HCPIPE_API_TOKENS/"
+                "HCPIPE_API_TOKENS_FILE): %s\n",
+                err);
+        return -1;
+    }
+    snprintf(count, sizeof count, "%zu", auth_count(*auth));
+    if (auth_count(*auth) == 0)
+        log_warn("no API tokens configured (HCPIPE_API_TOKENS): the jobs API is open to anyone "
+                 "who can reach it",
+                 NULL);
+    else
+        log_info("API tokens loaded", "tokens", count, "metrics_auth",
+                 cfg->metrics_auth ? "on" : "off", NULL);
+    return 0;
+}
+
 int serve_main(int argc, char **argv)
 {
     struct config cfg;
@@ -182,6 +247,8 @@ int serve_main(int argc, char **argv)
     struct engine *engine = NULL;
     struct worker *worker = NULL;
     struct httpd *httpd = NULL;
+    struct tls *tls = NULL;
+    struct auth *auth = NULL;
     struct objstore *objects = NULL;
     struct worker_config wcfg;
     char err[512], path[4096], results[4096], listen[96], nworkers[16];
@@ -235,9 +302,14 @@ int serve_main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (edge_load(&cfg, &tls, &auth) != 0) {
+        rc = 2;
+        goto out;
+    }
     snprintf(results, sizeof results, "%s/results", cfg.data_dir);
     if (mkdir_p(cfg.data_dir) != 0 || mkdir_p(results) != 0) {
         log_error("cannot create the data dir", "data_dir", cfg.data_dir, "error", strerror(errno),
@@ -300,9 +372,10 @@ int serve_main(int argc, char **argv)
                        .worker = worker,
                        .results_dir = results,
                        .started_ms = sys_now_ms(),
-                       .objects = objects};
-    /* Seeds are queued before the API answers, so the first GET /jobs already lists them. */
-    queue_seeds(&cfg, js, worker);
+                       .objects = objects,
+                       .auth = auth,
+                       .tls = tls};
+    queue_seeds(&cfg, js, worker); /* before /readyz can answer, so a ready service lists them */
     if (httpd_start(&app, &httpd) != HC_OK)
         goto out;
     if (!cfg.webhook_api_key && !cfg.webhook_basic)
@@ -315,11 +388,17 @@ int serve_main(int argc, char **argv)
              httpd_port(httpd));
     snprintf(nworkers, sizeof nworkers, "%d", cfg.workers);
     snprintf(err, sizeof err, "%d", recovered);
-    log_info("hcpipe listening", "listen", listen, "data_dir", cfg.data_dir, "engine", cfg.engine,
-             "workers", nworkers, "recovered_jobs", err, "version", HCPIPE_VERSION, NULL);
+    log_info("hcpipe listening", "listen", listen, "scheme", tls ? "https" : "http", "data_dir",
+             cfg.data_dir, "engine", cfg.engine, "workers", nworkers, "recovered_jobs", err,
+             "version", HCPIPE_VERSION, NULL);
 
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload(&cfg, tls, auth);
+    }
     log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     rc = 0;
 out:
@@ -332,6 +411,8 @@ out:
     if (js)
         jobstore_close(js);
     objstore_destroy(objects);
+    tls_free(tls);
+    auth_free(auth);
     if (rc == 0)
         log_info("stopped", NULL);
     storage_free(&storage);

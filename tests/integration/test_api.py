@@ -577,7 +577,12 @@ def test_ipv6_listen():
         srv = Server(d, [], host="::1")
         status, _, doc = srv.json("GET", "/healthz")
         assert status == 200 and doc == {"status": "ok"}, doc
-        assert '"listen":"[::1]:%d"' % srv.port in srv.read_log()
+        # The "listening" line is written just after the daemon starts answering /readyz.
+        want = '"listen":"[::1]:%d"' % srv.port
+        deadline = time.time() + 5 * SLOW
+        while want not in srv.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+        assert want in srv.read_log()
         assert srv.stop() == 0
     finally:
         if srv and srv.alive():

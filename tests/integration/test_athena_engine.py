@@ -96,7 +96,7 @@ class Server:
                      "HCPIPE_ATHENA_OUTPUT": "s3://hc-results/athena/",
                      "HCPIPE_ATHENA_POLL_INITIAL_MS": "50", "HCPIPE_ATHENA_POLL_MAX_MS": "200",
                      "HCPIPE_ATHENA_POLL_RATE": "20", "HCPIPE_ATHENA_REQUEUE_DELAY_MS": "300",
-                     "HCPIPE_LOG_LEVEL": "debug"})
+                     "HCPIPE_LOG_LEVEL": "debug", "HCPIPE_INSECURE_DEV_EVENTS": "1"})
         full.update(peer_env)
         full.update(env or {})
         self.log = open(self.log_path, "ab")

@@ -26,7 +26,7 @@ TMP = tempfile.mkdtemp(prefix="hcpipe-s3src-tests-")  # every data dir; removed 
 
 AS_OF = "2026-05-01"
 QUERIES = ("facility_metrics", "accredited_by_state", "expiring_accreditations")
-LOCAL = {"HCPIPE_ENGINE": "local"}
+LOCAL = {"HCPIPE_ENGINE": "local", "HCPIPE_INSECURE_DEV_EVENTS": "1"}
 
 
 def facilities(seed, n, start):

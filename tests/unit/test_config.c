@@ -29,6 +29,16 @@ static const char *const vars[] = {"HCPIPE_LISTEN",
                                    "HCPIPE_EVENT_SUFFIXES",
                                    "HCPIPE_EVENT_QUERIES",
                                    "HCPIPE_EVENT_SCOPE",
+                                   "HCPIPE_TLS_CERT",
+                                   "HCPIPE_TLS_KEY",
+                                   "HCPIPE_API_TOKENS",
+                                   "HCPIPE_API_TOKENS_FILE",
+                                   "HCPIPE_METRICS_AUTH",
+                                   "HCPIPE_MAX_CONNECTIONS",
+                                   "HCPIPE_MAX_CONNECTIONS_PER_IP",
+                                   "HCPIPE_CONNECTION_TIMEOUT",
+                                   "HCPIPE_REQUEST_TIMEOUT",
+                                   "HCPIPE_HTTP_THREADS",
                                    NULL};
 
 static int clear_env(void **state)
@@ -198,6 +208,57 @@ static void config_check_source_rules(void **state)
     assert_int_equal(config_check_source("s3://-bucket/x", &why), -1);
 }
 
+static void config_edge_settings(void **state)
+{
+    struct config cfg;
+    char err[512];
+    const char *const none[] = {"serve", NULL};
+    const char *const flags[] = {
+        "serve", "--max-connections", "9", "--http-threads=0", "--metrics-auth", NULL};
+    const char *const bad_tokens[] = {"serve", "--api-tokens", "ro:read:sup3r-s3cret", NULL};
+
+    (void)state;
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_int_equal(cfg.max_connections, 256);
+    assert_int_equal(cfg.max_connections_per_ip, 32);
+    assert_int_equal(cfg.connection_timeout_s, 30);
+    assert_int_equal(cfg.request_timeout_s, 30);
+    assert_int_equal(cfg.http_threads, 4);
+    assert_int_equal(cfg.metrics_auth, 0);
+    assert_null(cfg.tls_cert);
+    assert_null(cfg.api_tokens);
+    config_free(&cfg);
+
+    setenv("HCPIPE_REQUEST_TIMEOUT", "5", 1);
+    setenv("HCPIPE_API_TOKENS", "ci:write:0123456789abcdef0123", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 5, flags), 0);
+    assert_int_equal(cfg.max_connections, 9);
+    assert_int_equal(cfg.http_threads, 0);
+    assert_int_equal(cfg.metrics_auth, 1);
+    assert_int_equal(cfg.request_timeout_s, 5);
+    assert_string_equal(cfg.api_tokens, "ci:write:0123456789abcdef0123");
+    config_free(&cfg);
+
+    /* A bad token list names the setting and never echoes the value. */
+    assert_int_equal(load(&cfg, err, sizeof err, 3, bad_tokens), -1);
+    assert_non_null(strstr(err, "--api-tokens"));
+    assert_null(strstr(err, "sup3r-s3cret"));
+    config_free(&cfg);
+
+    /* The certificate and key go together. */
+    setenv("HCPIPE_TLS_CERT", "", 1);
+    setenv("HCPIPE_TLS_KEY", "/nonexistent/key.pem", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), -1);
+    assert_non_null(strstr(err, "HCPIPE_TLS_KEY"));
+    assert_non_null(strstr(err, "/nonexistent/key.pem"));
+    config_free(&cfg);
+    setenv("HCPIPE_MAX_CONNECTIONS", "0", 1);
+    unsetenv("HCPIPE_TLS_KEY");
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), -1);
+    assert_non_null(strstr(err, "HCPIPE_MAX_CONNECTIONS"));
+    config_free(&cfg);
+}
+
 static void config_event_defaults_and_lists(void **state)
 {
     struct config cfg;
@@ -283,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup(config_seeds_env_and_flags, clear_env),
         cmocka_unit_test_setup(config_help, clear_env),
         cmocka_unit_test_setup(config_check_source_rules, clear_env),
+        cmocka_unit_test_setup(config_edge_settings, clear_env),
         cmocka_unit_test_setup(config_event_defaults_and_lists, clear_env),
         cmocka_unit_test_setup(config_webhook_secrets_never_echoed, clear_env),
     };

@@ -103,12 +103,55 @@ static void routes_table_well_formed(void **state)
     }
 }
 
+/* The table's auth agrees with the spec's security: an operation with `security: []` is
+ * AUTH_NONE; every other one takes a bearer token (the document's default), of write scope for
+ * POST and read scope for GET. AUTH_METRICS and AUTH_WEBHOOK_KEY are exempt (their own rules). */
+static void routes_auth_matches_spec(void **state)
+{
+    json_t *spec = load_spec(), *paths = json_object_get(spec, "paths");
+    json_t *global = json_object_get(spec, "security");
+    size_t n;
+    const struct route *routes = routes_table(&n);
+
+    (void)state;
+    assert_true(json_array_size(global) == 1 &&
+                json_object_get(json_array_get(global, 0), "bearer") != NULL);
+    for (size_t i = 0; i < n; i++) {
+        char m[8];
+        json_t *op, *sec;
+        int open_in_spec;
+        lower(routes[i].method, m, sizeof m);
+        op = json_object_get(json_object_get(paths, routes[i].path), m);
+        assert_non_null(op);
+        sec = json_object_get(op, "security");
+        open_in_spec = sec && json_array_size(sec) == 0;
+        if (routes[i].auth == AUTH_METRICS || routes[i].auth == AUTH_WEBHOOK_KEY)
+            continue;
+        if (open_in_spec != (routes[i].auth == AUTH_NONE))
+            fail_msg("%s %s: the table's auth and the spec's security disagree", routes[i].method,
+                     routes[i].path);
+        if (routes[i].auth != AUTH_NONE) {
+            assert_int_equal(routes[i].auth,
+                             strcmp(routes[i].method, "GET") == 0 ? AUTH_READ : AUTH_WRITE);
+            if (!json_object_get(json_object_get(op, "responses"), "401"))
+                fail_msg("%s %s needs a token but documents no 401", routes[i].method,
+                         routes[i].path);
+        }
+        if (routes[i].auth == AUTH_WRITE &&
+            !json_object_get(json_object_get(op, "responses"), "403"))
+            fail_msg("%s %s needs a write token but documents no 403", routes[i].method,
+                     routes[i].path);
+    }
+    json_decref(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes_table_in_spec),
         cmocka_unit_test(routes_spec_in_table),
         cmocka_unit_test(routes_table_well_formed),
+        cmocka_unit_test(routes_auth_matches_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
