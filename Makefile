@@ -36,7 +36,8 @@ LDFLAGS   += $(SANFLAGS)
 SRCS      := $(wildcard server/*.c routes/*.c aws/*.c)
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/embedded.o
 LIBOBJS   := $(filter-out $(BUILD)/server/main.o,$(OBJS))
-EMBEDDED  := $(sort $(wildcard sql/local/*.sql sql/athena/*.sql) $(wildcard server/web/*)) \
+EMBEDDED  := $(sort $(wildcard sql/local/*.sql sql/athena/*.sql) \
+             $(filter-out server/web/vendor,$(wildcard server/web/* server/web/vendor/*))) \
              $(BUILD)/gen/openapi.json
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

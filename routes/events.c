@@ -48,6 +48,7 @@
 #include "routes/routes.h"
 #include "server/app.h"
 #include "server/error.h"
+#include "server/metrics.h"
 #include "server/event.h"
 #include "server/log.h"
 #include "server/objstore.h"
@@ -274,6 +275,7 @@ static int intake_one(struct request *req, const struct event_batch *batch,
     *accepted = 0;
     why = filter_reason(cfg, ev, buf, sizeof buf);
     if (why) {
+        metrics_event_count(METRICS_EVENT_IGNORED);
         *doc_out = json_pack("{s:n, s:s, s:s, s:s, s:[], s:b, s:s}", "event_id", "kind",
                              ev->kind == EVENT_OBJECT_DELETED ? "deleted" : "created", "bucket",
                              ev->bucket, "key", ev->key, "jobs", "duplicate", 0, "ignored", why);
@@ -317,6 +319,9 @@ static int intake_one(struct request *req, const struct event_batch *batch,
                          "duplicate", o.duplicate, "ignored", o.superseded ? by : NULL);
     *accepted = !o.superseded;
     *new_jobs += o.duplicate ? 0 : (int)o.n_jobs;
+    metrics_event_count(o.superseded  ? METRICS_EVENT_IGNORED
+                        : o.duplicate ? METRICS_EVENT_DUPLICATE
+                                      : METRICS_EVENT_ACCEPTED);
     log_info(o.duplicate ? "events: duplicate event" : "events: event recorded", "event_id",
              o.event_id, "source", uri, "status",
              o.superseded  ? "superseded"
@@ -340,6 +345,7 @@ enum MHD_Result events_post(struct request *req)
                       sizeof err_text);
     if (err) {
         log_info("events: payload refused", "error", hc_err_slug(err), "detail", err_text, NULL);
+        metrics_event_count(METRICS_EVENT_REJECTED);
         return reply_problem(req, err, err_text[0] ? err_text : NULL);
     }
     events = json_array();
@@ -366,8 +372,10 @@ enum MHD_Result events_post(struct request *req)
             ignored = json_string_value(json_object_get(one, "ignored"));
         }
     }
-    if (batch.n_events == 0)
+    if (batch.n_events == 0) {
+        metrics_event_count(METRICS_EVENT_IGNORED); /* a payload with no object event */
         ignored = batch.ignored ? batch.ignored : "no object event in the payload";
+    }
     doc = json_pack("{s:O?, s:O, s:b, s:s, s:O}", "event_id",
                     first ? json_object_get(first, "event_id") : NULL, "jobs", jobs, "duplicate",
                     any_accepted && all_duplicate, "format", batch.format ? batch.format : "",

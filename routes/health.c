@@ -1,12 +1,18 @@
 /*
  * health.c: the probes and the spec. GET /healthz answers 200 whenever the process serves
  * HTTP; GET /readyz answers 200 when the job store answers and the worker pool runs (503
- * otherwise); GET /openapi.json serves the OpenAPI document compiled into the binary.
+ * otherwise); GET /openapi.json serves the OpenAPI document compiled into the binary; GET
+ * /metrics renders the Prometheus exposition (server/metrics.h), reading the job store and, for
+ * the local engine, the warehouse at scrape time.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "routes/routes.h"
 #include "server/app.h"
 #include "server/embedded.h"
 #include "server/error.h"
+#include "server/metrics.h"
 #include "server/sys.h"
 
 enum MHD_Result health_healthz(struct request *req)
@@ -40,4 +46,30 @@ enum MHD_Result health_openapi(struct request *req)
     if (!f)
         return reply_problem(req, HC_ENOTFOUND, "the binary holds no OpenAPI document");
     return reply_static(req, f->data, f->size, "application/json");
+}
+
+#define METRICS_MAX (8u << 20) /* cap of one exposition */
+
+enum MHD_Result health_metrics(struct request *req)
+{
+    struct app *app = req->app;
+    char warehouse[4096];
+    struct metrics_sources src = {.jobs = app->jobs};
+    struct buf out;
+    char *text;
+    size_t len = 0;
+
+    if (app->cfg && strcmp(app->cfg->engine, "local") == 0 &&
+        snprintf(warehouse, sizeof warehouse, "%s/warehouse.db", app->cfg->data_dir) <
+            (int)sizeof warehouse)
+        src.warehouse_path = warehouse;
+    buf_init(&out, METRICS_MAX);
+    if (metrics_render(&src, &out) != HC_OK) {
+        buf_free(&out);
+        return reply_problem(req, HC_ENOMEM, "the metrics did not fit");
+    }
+    text = buf_steal(&out, &len);
+    if (!text)
+        return reply_problem(req, HC_ENOMEM, NULL);
+    return reply_owned(req, text, len, METRICS_CONTENT_TYPE);
 }

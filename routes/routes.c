@@ -64,6 +64,10 @@ static const struct route routes[] = {
     {.method = "GET", .path = "/healthz", .handler = health_healthz, .auth = AUTH_NONE},
     {.method = "GET", .path = "/readyz", .handler = health_readyz, .auth = AUTH_NONE},
     {.method = "GET", .path = "/openapi.json", .handler = health_openapi, .auth = AUTH_NONE},
+    {.method = "GET", .path = "/metrics", .handler = health_metrics, .auth = AUTH_NONE},
+    {.method = "GET", .path = "/", .handler = ui_index, .auth = AUTH_NONE},
+    {.method = "GET", .path = "/ui/{file}", .handler = ui_file, .auth = AUTH_NONE},
+    {.method = "GET", .path = "/ui/vendor/{file}", .handler = ui_vendor_file, .auth = AUTH_NONE},
 };
 
 const struct route *routes_table(size_t *n_out)

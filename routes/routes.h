@@ -77,5 +77,11 @@ enum reply_result events_auth_or_reply(struct request *req);
 enum MHD_Result health_healthz(struct request *req);
 enum MHD_Result health_readyz(struct request *req);
 enum MHD_Result health_openapi(struct request *req);
+enum MHD_Result health_metrics(struct request *req);
+
+/* ui.c */
+enum MHD_Result ui_index(struct request *req);
+enum MHD_Result ui_file(struct request *req);
+enum MHD_Result ui_vendor_file(struct request *req);
 
 #endif

@@ -7,8 +7,13 @@
  * result is written to a results folder of the data dir and the chosen file copied to stdout or
  * --output); clean-up of the temporary data dir. SIGINT/SIGTERM set the job's cancel flag, so
  * the temporary warehouse is still removed.
+ *
+ * Progress: when stderr is a terminal, a thread draws a one-line bar there (bytes read of the
+ * total, rate, ETA, records) from the engine's progress atomics, once the job has run for
+ * PROGRESS_AFTER_MS (small inputs stay quiet), and erases it at the end. Not a terminal: nothing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <ftw.h>
 
@@ -49,6 +55,100 @@ static const char usage[] =
     "Exit status: 0 success, 1 the job failed (problem+json on stderr), 2 usage error.\n";
 
 static atomic_int run_cancel;
+
+#define PROGRESS_AFTER_MS 500 /* a job shorter than this draws no bar */
+#define PROGRESS_TICK_MS  200 /* redraw interval */
+#define PROGRESS_WIDTH    24  /* cells of the bar */
+
+/* The progress bar's thread (see the file header). */
+struct progress_bar {
+    const struct engine_progress *p; /* the job's progress (borrowed) */
+    atomic_int stop;                 /* set when the job is over */
+    int64_t start_ms;                /* sys_mono_ms() at the start */
+    int shown;                       /* 1 once a bar was drawn (thread only) */
+    pthread_t tid;
+    int started;
+};
+
+/* Human bytes, e.g. "12.3 MiB". */
+static void human_bytes(double v, char *out, size_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void progress_draw(struct progress_bar *b, int64_t elapsed_ms)
+{
+    uint64_t read = atomic_load(&b->p->bytes_read), total = atomic_load(&b->p->bytes_total);
+    uint64_t records = atomic_load(&b->p->records_read);
+    double rate = elapsed_ms > 0 ? (double)read * 1000.0 / (double)elapsed_ms : 0;
+    char bar[PROGRESS_WIDTH + 1], done[32], all[32], speed[32], eta[32] = "";
+    int filled = 0;
+
+    if (total > 0) {
+        filled = (int)((double)(read > total ? total : read) * PROGRESS_WIDTH / (double)total);
+        if (rate > 0)
+            snprintf(eta, sizeof eta, "  ETA %llds",
+                     (long long)((double)(total > read ? total - read : 0) / rate + 0.5));
+    }
+    for (int i = 0; i < PROGRESS_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[PROGRESS_WIDTH] = '\0';
+    human_bytes((double)read, done, sizeof done);
+    human_bytes((double)total, all, sizeof all);
+    human_bytes(rate, speed, sizeof speed);
+    if (total > 0)
+        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s%s  %llu records\033[K", bar,
+                (int)((double)(read > total ? total : read) * 100.0 / (double)total), done, all,
+                speed, eta, (unsigned long long)records);
+    else
+        fprintf(stderr, "\r%s  %s/s  %llu records\033[K", done, speed, (unsigned long long)records);
+    fflush(stderr);
+    b->shown = 1;
+}
+
+static void *progress_main(void *arg)
+{
+    struct progress_bar *b = arg;
+    struct timespec tick = {0, PROGRESS_TICK_MS * 1000000L};
+
+    while (!atomic_load(&b->stop)) {
+        int64_t elapsed = sys_mono_ms() - b->start_ms;
+
+        if (elapsed >= PROGRESS_AFTER_MS)
+            progress_draw(b, elapsed);
+        nanosleep(&tick, NULL);
+    }
+    if (b->shown) {
+        fputs("\r\033[K", stderr); /* erase the bar */
+        fflush(stderr);
+    }
+    return NULL;
+}
+
+/* Starts the bar when stderr is a terminal. */
+static void progress_start(struct progress_bar *b, const struct engine_progress *p)
+{
+    memset(b, 0, sizeof *b);
+    b->p = p;
+    b->start_ms = sys_mono_ms();
+    if (isatty(STDERR_FILENO) && pthread_create(&b->tid, NULL, progress_main, b) == 0)
+        b->started = 1;
+}
+
+static void progress_stop(struct progress_bar *b)
+{
+    atomic_store(&b->stop, 1);
+    if (b->started)
+        pthread_join(b->tid, NULL);
+    b->started = 0;
+}
 
 static void on_signal(int sig)
 {
@@ -140,12 +240,14 @@ static int run_job(const struct run_opts *o, const char *data_dir)
     struct result_writer *rw = NULL;
     struct result_sink sink;
     struct engine_progress progress;
+    struct progress_bar bar;
     struct engine_job job;
     json_t *problem = NULL, *stats = NULL, *earlier = NULL, *warnings = NULL, *bad = NULL;
     char job_id[37], *handle = NULL, *token = NULL, results[4096], file[4200];
     int err, done = 0;
 
     memset(&progress, 0, sizeof progress);
+    progress_start(&bar, &progress);
     sys_uuid(job_id);
     err = engine_local_new(data_dir, &e);
     if (err)
@@ -209,6 +311,7 @@ static int run_job(const struct run_opts *o, const char *data_dir)
     rw = NULL;
     if (err)
         goto out;
+    progress_stop(&bar); /* the bar is gone before the result reaches the terminal */
     snprintf(file, sizeof file, "%s/result.%s", results, o->format);
     if (copy_file(file, o->output) != 0) {
         err = HC_EIO;
@@ -220,6 +323,7 @@ static int run_job(const struct run_opts *o, const char *data_dir)
     rm_entry(file, NULL, 0, NULL);
     rmdir(results);
 out:
+    progress_stop(&bar); /* before anything else is printed */
     if (err)
         print_problem(err, problem);
     if (e && handle && err)

@@ -67,6 +67,7 @@
 #include "server/athena_sql.h"
 #include "server/catalog.h"
 #include "server/error.h"
+#include "server/metrics.h"
 #include "server/log.h"
 #include "server/sys.h"
 
@@ -115,6 +116,25 @@ struct engine_athena {
 static const struct engine_ops athena_ops;
 
 /* ---- settings ----------------------------------------------------------------------------- */
+
+/* Counts one Athena API call in the metrics by operation and outcome. */
+static void count_call(const char *op, int rc, const struct athena_error *e)
+{
+    const char *outcome = "ok";
+
+    if (rc != 0) {
+        if (strcmp(e->code, "ThrottlingException") == 0 ||
+            strcmp(e->code, "TooManyRequestsException") == 0 || e->status == 429)
+            outcome = "throttled";
+        else if (e->status == 0)
+            outcome = "network_error";
+        else if (e->status >= 500)
+            outcome = "server_error";
+        else
+            outcome = "client_error";
+    }
+    metrics_athena_call(op, outcome);
+}
 
 const char *engine_athena_usage(void)
 {
@@ -506,6 +526,7 @@ static void *poller_main(void *arg)
         } else {
             rc = athena_batch_get_query(ea->client, ids, n, &batch, &aerr);
         }
+        count_call(ea->no_batch ? "GetQueryExecution" : "BatchGetQueryExecution", rc, &aerr);
 
         pthread_mutex_lock(&ea->lock);
         now = sys_mono_ms();
@@ -660,7 +681,9 @@ static int run_ddl(struct engine_athena *ea, const char *name, const struct engi
     p.output_location = ea->set.output;
     p.client_request_token = token;
     atomic_fetch_add(&ea->ddl_runs, 1);
-    if (athena_start_query(ea->client, &p, &id, &aerr) != 0) {
+    int rc_call = athena_start_query(ea->client, &p, &id, &aerr);
+    count_call("StartQueryExecution", rc_call, &aerr);
+    if (rc_call != 0) {
         err = classify_call(&aerr);
         call_problem(problem_out, err, "creating the Athena table", &aerr);
         free(sql);
@@ -918,7 +941,9 @@ static int athena_start(struct engine *e, const struct engine_job *job, const ch
     p.workgroup = ea->set.workgroup;
     p.output_location = ea->set.output;
     p.client_request_token = token;
-    if (athena_start_query(ea->client, &p, &id, &aerr) != 0) {
+    int rc_call = athena_start_query(ea->client, &p, &id, &aerr);
+    count_call("StartQueryExecution", rc_call, &aerr);
+    if (rc_call != 0) {
         err = classify_call(&aerr);
         call_problem(problem_out, err, "StartQueryExecution", &aerr);
         goto out;
@@ -1006,6 +1031,8 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
         qe = t->qe; /* shallow: used under the lock below */
         if (job && job->progress && qe.data_scanned_bytes > 0)
             atomic_store(&job->progress->bytes_scanned, (uint64_t)qe.data_scanned_bytes);
+        if (qe.data_scanned_bytes > 0) /* once: the worker stops polling an ended query */
+            metrics_athena_bytes_scanned((uint64_t)qe.data_scanned_bytes);
         if (stats_out)
             *stats_out = stats_of(ea, &qe);
     }
@@ -1203,7 +1230,9 @@ static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
         goto out;
     *used_out = 1;
     /* The column types come from a one-row page; the values from the object. */
-    if (athena_get_results(ea->client, handle, NULL, 1, &page, &aerr) != 0) {
+    int rc_call = athena_get_results(ea->client, handle, NULL, 1, &page, &aerr);
+    count_call("GetQueryResults", rc_call, &aerr);
+    if (rc_call != 0) {
         err = classify_call(&aerr);
         if (err == HC_EENGINEBUSY)
             err = HC_EENGINETRANSIENT;
@@ -1274,7 +1303,9 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
         if (used || err)
             return err;
     }
-    if (athena_get_results(ea->client, handle, token, RESULT_PAGE_ROWS, &page, &aerr) != 0) {
+    int rc_call = athena_get_results(ea->client, handle, token, RESULT_PAGE_ROWS, &page, &aerr);
+    count_call("GetQueryResults", rc_call, &aerr);
+    if (rc_call != 0) {
         err = classify_call(&aerr);
         if (err == HC_EENGINEBUSY)
             err = HC_EENGINETRANSIENT;
@@ -1336,7 +1367,9 @@ static int athena_cancel(struct engine *e, const char *handle)
     pthread_mutex_unlock(&ea->lock);
     if (is_ended)
         return HC_OK;
-    if (athena_stop_query(ea->client, handle, &aerr) != 0) {
+    int rc_call = athena_stop_query(ea->client, handle, &aerr);
+    count_call("StopQueryExecution", rc_call, &aerr);
+    if (rc_call != 0) {
         log_warn("athena: StopQueryExecution failed", "query_execution_id", handle, "code",
                  aerr.code, "message", aerr.message, NULL);
         if (strcmp(aerr.code, "InvalidRequestException") != 0)

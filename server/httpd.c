@@ -32,12 +32,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "routes/routes.h"
 #include "server/app.h"
 #include "server/error.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/sys.h"
 #include "server/tls.h"
 
@@ -90,6 +92,15 @@ static void set_request_id(struct request *req)
     sys_uuid(req->request_id);
 }
 
+/* The real monotonic clock in microseconds (request latency for the metrics; not a seam). */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static struct request *request_new(struct httpd *h, struct MHD_Connection *conn, const char *url,
                                    const char *method)
 {
@@ -106,6 +117,7 @@ static struct request *request_new(struct httpd *h, struct MHD_Connection *conn,
     req->app = h->app;
     snprintf(req->method, sizeof req->method, "%s", method);
     req->start_ms = sys_mono_ms();
+    req->start_us = mono_us();
     buf_init(&req->body, 0);
     set_request_id(req);
     return req;
@@ -260,6 +272,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             "request_id", req->request_id, "outcome",
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "completed" : "aborted",
             req->principal[0] ? "token" : NULL, req->principal, NULL);
+    /* The route's pattern, never the raw path, is the label: ids would make unbounded series. */
+    if (req->status)
+        metrics_http_observe(req->method, req->route ? req->route->path : NULL, req->status,
+                             mono_us() - req->start_us);
     request_free(req);
     *con_cls = NULL;
 }
@@ -550,6 +566,26 @@ enum MHD_Result reply_file(struct request *req, const char *path, const char *co
 enum MHD_Result reply_static(struct request *req, const void *data, size_t len,
                              const char *content_type)
 {
+    return reply_static_cached(req, data, len, content_type, NULL);
+}
+
+enum MHD_Result reply_owned(struct request *req, char *data, size_t len, const char *content_type)
+{
+    /* MUST_FREE: data was malloc()ed and MHD free()s it with the response. */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return queue(req, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result reply_static_cached(struct request *req, const void *data, size_t len,
+                                    const char *content_type, const char *cache_control)
+{
     struct MHD_Response *resp;
     char etag[24];
 
@@ -562,5 +598,7 @@ enum MHD_Result reply_static(struct request *req, const void *data, size_t len,
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    if (cache_control)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
     return queue(req, MHD_HTTP_OK, resp);
 }

@@ -52,6 +52,7 @@ struct request {
     char *path;                                     /* URL path without the query (owned) */
     char request_id[65];                            /* X-Request-Id, echoed or generated */
     int64_t start_ms;                               /* monotonic clock at the first callback */
+    int64_t start_us;                               /* real monotonic clock, us (metrics) */
     const struct route *route;                      /* the matched route, or NULL */
     char params[HTTPD_MAX_PARAMS][HTTPD_PARAM_MAX]; /* path parameters in pattern order */
     size_t n_params;                                /* used slots of params */
@@ -104,5 +105,14 @@ enum MHD_Result reply_file(struct request *req, const char *path, const char *co
 /* Static bytes (borrowed, must outlive the response, e.g. an embedded file) with an ETag. */
 enum MHD_Result reply_static(struct request *req, const void *data, size_t len,
                              const char *content_type);
+
+/* The same with a Cache-Control header (NULL: none), e.g. "no-cache" for files that change with
+ * the binary. */
+enum MHD_Result reply_static_cached(struct request *req, const void *data, size_t len,
+                                    const char *content_type, const char *cache_control);
+
+/* A 200 answer of malloc()ed bytes (taken, freed even on failure), no ETag, Cache-Control:
+ * no-store (e.g. the /metrics exposition). */
+enum MHD_Result reply_owned(struct request *req, char *data, size_t len, const char *content_type);
 
 #endif

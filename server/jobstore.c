@@ -1523,3 +1523,29 @@ out:
     *doc_out = doc;
     return err;
 }
+
+int jobstore_count_by_state_query(struct jobstore *js,
+                                  void (*cb)(void *ctx, const char *state, const char *query,
+                                             uint64_t n),
+                                  void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err, rc;
+
+    pthread_mutex_lock(&js->lock);
+    err = prepare(js, "SELECT state, query, count(*) FROM jobs GROUP BY state, query", &st);
+    if (!err) {
+        for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+            const char *state = (const char *)sqlite3_column_text(st, 0);
+            const char *query = (const char *)sqlite3_column_text(st, 1);
+
+            if (state && query)
+                cb(ctx, state, query, (uint64_t)sqlite3_column_int64(st, 2));
+        }
+        if (rc != SQLITE_DONE)
+            err = db_err(js, rc, "count");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&js->lock);
+    return err;
+}

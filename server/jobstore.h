@@ -152,6 +152,13 @@ int jobstore_recover(struct jobstore *js, int *n_out);
 /* Counts jobs by state (counts_out has one slot per enum job_state). */
 int jobstore_count_by_state(struct jobstore *js, uint64_t counts_out[JOB_CANCELLED + 1]);
 
+/* Counts jobs by state and query: calls cb once per (state, query) pair that has jobs, with
+ * strings borrowed for the call (for /metrics). */
+int jobstore_count_by_state_query(struct jobstore *js,
+                                  void (*cb)(void *ctx, const char *state, const char *query,
+                                             uint64_t n),
+                                  void *ctx);
+
 /* ---- events (POST /events) ---------------------------------------------------------------- */
 
 /* Width a sequencer is right-padded to with '0' before it is stored for ordering (S3's are 16-18

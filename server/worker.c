@@ -70,6 +70,7 @@
 
 #include "server/error.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/result.h"
 #include "server/sys.h"
 
@@ -339,6 +340,9 @@ static void report_failure(struct run *r, int err)
         engine_stop(r);
         rc = jobstore_mark_cancelled(w->js, job->id);
         log_job(LOG_INFO, "job cancelled", job, "state", rc ? hc_err_slug(rc) : "cancelled");
+        if (!rc)
+            metrics_job_finished(job->engine, job->query, JOB_CANCELLED,
+                                 sys_now_ms() - job->started_ms);
         return;
     }
     if (reason == REASON_DEADLINE || err == HC_ETIMEOUT || sys_now_ms() >= r->ej.deadline_ms) {
@@ -383,6 +387,11 @@ static void report_failure(struct run *r, int err)
         pthread_mutex_unlock(&w->lock);
         rc = record_failure(w, job, problem, retry_at, dead, requeue);
     }
+    if (!rc && !requeue && retry_at >= 0)
+        metrics_job_retry_scheduled(job->engine);
+    else if (!rc && !requeue)
+        metrics_job_finished(job->engine, job->query, dead ? JOB_DEAD : JOB_FAILED,
+                             sys_now_ms() - job->started_ms);
     log_job(retry_at >= 0 ? LOG_WARN : LOG_ERROR, "job attempt failed", job, "error",
             hc_err_slug(err));
     if (rc)
@@ -411,6 +420,8 @@ static int settle_at_claim(struct worker *w, struct job *job)
         rc = jobstore_fail(w->js, job->id, problem, -1, 1);
         log_job(LOG_ERROR, "job dead: attempts exhausted", job, "state",
                 rc ? hc_err_slug(rc) : "dead");
+        if (!rc)
+            metrics_job_finished(job->engine, job->query, JOB_DEAD, 0);
         json_decref(problem);
         return 1;
     }
@@ -457,11 +468,15 @@ static void run_job(struct worker *w, struct slot *slot, struct job *job)
         .progress = &slot->progress,
     };
     log_job(LOG_INFO, "job started", job, "handle", job->handle);
+    metrics_job_attempt(job->engine, job->attempts);
     err = strcmp(job->query, ENGINE_DELETE_QUERY) == 0 ? run_delete(&r) : run_engine(&r);
-    if (err)
+    if (err) {
         report_failure(&r, err);
-    else
+    } else {
         log_job(LOG_INFO, "job succeeded", job, "state", "succeeded");
+        metrics_job_finished(job->engine, job->query, JOB_SUCCEEDED,
+                             sys_now_ms() - job->started_ms);
+    }
 
     pthread_mutex_lock(&w->lock);
     slot->job_id[0] = '\0';
@@ -634,20 +649,28 @@ json_t *worker_progress(struct worker *w, const char *job_id)
     pthread_mutex_lock(&w->lock);
     for (int i = 0; i < w->cfg.threads; i++) {
         struct slot *s = &w->slots[i];
-        uint64_t read, rate = 0;
+        uint64_t read, total, records, rate = 0, rrate = 0;
         int64_t elapsed;
+        json_t *eta = json_null();
 
         if (!s->job_id[0] || strcmp(s->job_id, job_id) != 0)
             continue;
         read = atomic_load(&s->progress.bytes_read);
+        total = atomic_load(&s->progress.bytes_total);
+        records = atomic_load(&s->progress.records_read);
         elapsed = sys_mono_ms() - s->started_mono;
-        if (elapsed > 0)
+        if (elapsed > 0) {
             rate = (uint64_t)((double)read * 1000.0 / (double)elapsed);
-        doc = json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes_read", (json_int_t)read, "bytes_total",
-                        (json_int_t)atomic_load(&s->progress.bytes_total), "records_read",
-                        (json_int_t)atomic_load(&s->progress.records_read), "bytes_scanned",
-                        (json_int_t)atomic_load(&s->progress.bytes_scanned), "rate_bytes_per_s",
-                        (json_int_t)rate);
+            rrate = (uint64_t)((double)records * 1000.0 / (double)elapsed);
+        }
+        /* Seconds left at the rate so far, once the total is known and reading has begun. */
+        if (total > 0 && rate > 0)
+            eta = json_integer((json_int_t)((total > read ? total - read : 0) / rate));
+        doc = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "bytes_read", (json_int_t)read,
+                        "bytes_total", (json_int_t)total, "records_read", (json_int_t)records,
+                        "bytes_scanned", (json_int_t)atomic_load(&s->progress.bytes_scanned),
+                        "rate_bytes_per_s", (json_int_t)rate, "rate_records_per_s",
+                        (json_int_t)rrate, "eta_s", eta);
         break;
     }
     pthread_mutex_unlock(&w->lock);

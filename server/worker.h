@@ -51,7 +51,8 @@ int worker_start(struct jobstore *js, struct engine *engine, const struct worker
 void worker_wake(struct worker *w);
 
 /* Live progress of a running job as {"bytes_read", "bytes_total", "records_read",
- * "bytes_scanned", "rate_bytes_per_s"} (new reference), or NULL when the job is not running
+ * "bytes_scanned", "rate_bytes_per_s", "rate_records_per_s", "eta_s"} (new reference; eta_s is
+ * null until the total is known and bytes were read), or NULL when the job is not running
  * here. */
 json_t *worker_progress(struct worker *w, const char *job_id);
 

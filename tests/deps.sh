@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev awscli time openssl"
+      clang libclang-rt-14-dev awscli time openssl chromium prometheus"
 # Node runs s3rver (tests/package.json); install Debian's only when no node is on PATH (a
 # NodeSource node already bundles npm, and Debian's npm would conflict with it).
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
@@ -44,6 +44,14 @@ fi
 # + openapi/package-lock.json into openapi/node_modules.
 if command -v npm >/dev/null 2>&1 && [ ! -x "$here/../openapi/node_modules/.bin/redocly" ]; then
     npm ci --prefix "$here/../openapi" --no-audit --no-fund
+fi
+
+# playwright-core (drives Debian's chromium in tests/integration/test_dashboard.sh; it never
+# downloads a browser), pinned by tests/browser/package.json + package-lock.json.
+if command -v npm >/dev/null 2>&1 &&
+   [ ! -f "$here/browser/node_modules/playwright-core/package.json" ]; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$here/browser" --no-audit --no-fund \
+        --ignore-scripts
 fi
 
 # dockerfilelint, pinned by docker/package.json + docker/package-lock.json, into

@@ -339,7 +339,8 @@ def test_method_405_with_allow():
 
 
 def test_unknown_path_404():
-    for path in ("/nope", "/jobs/x/y/z", "/jobs/", "/"):
+    # "/" is the dashboard; an unknown dashboard file is a 404 like any unknown path.
+    for path in ("/nope", "/jobs/x/y/z", "/jobs/", "/ui/no-such-file.js", "/ui/vendor/nope.js"):
         status, hdrs, body = S.request("GET", path)
         assert_problem(status, hdrs, body, 404, "not-found")
 
