@@ -148,13 +148,17 @@ def wait_log(log, timeout, *needles):
     while time.time() < deadline:
         found = lines_with(log.since(), *needles)
         if found:
+            if os.environ.get("IAM_DEBUG"):
+                print("   log:", found[0][:400])
             return found
         time.sleep(0.1)
     raise AssertionError("no log line with %r:\n%s" % (needles, log.since()[-4000:]))
 
 
 def denied_in(text):
-    return "AccessDenied" in text
+    """Any sign of a denial in a log or an error (a HEAD denial has only its 403 status)."""
+    return ("AccessDenied" in text or "not authorized" in text or '"status":"403"' in text or
+            "/problems/forbidden" in text)
 
 
 def main():
@@ -282,11 +286,18 @@ def main():
                     set_policy(policy)
             check("without %s: %s" % (action, fn.__doc__), run)
 
-        def job_fails_denied(srv, log, job):
+        def job_fails_denied(srv, log, job, call):
+            """The job fails, and its error or one log line names both AccessDenied and `call`
+            (the denied request)."""
             done = end_state(srv, job["id"])
             assert done["state"] in ("failed", "dead"), done
-            text = json.dumps(done["error"]) + log.since()
-            assert denied_in(text), (done["error"], log.since()[-3000:])
+            lines = [json.dumps(done["error"])] + log.since().splitlines()
+            assert lines_with("\n".join(lines), "AccessDenied", call), \
+                (call, done["error"], log.since()[-3000:])
+            if os.environ.get("IAM_DEBUG"):
+                print("   error:", json.dumps(done["error"]))
+                for l in lines_with(log.since(), "AccessDenied"):
+                    print("   log:", l[:400])
             return done
 
         def s3_get_local():
@@ -306,31 +317,35 @@ def main():
 
         def s3_get_csv():
             """the athena engine's read of the result CSV object is denied"""
-            job_fails_denied(srv_c, log_c, athena_job(srv_c, "accredited_by_state"))
+            job_fails_denied(srv_c, log_c, athena_job(srv_c, "accredited_by_state"),
+                             "reading the result s3://%s/athena/" % OUTPUT)
 
         def s3_list():
             """the local engine's listing of the source bucket is denied"""
-            job_fails_denied(srv_l, log_l, srv_l.submit(query="facility_metrics"))
-            assert lines_with(log_l.since(), "ListObjectsV2"), log_l.since()
+            job_fails_denied(srv_l, log_l, srv_l.submit(query="facility_metrics"),
+                             '"op":"ListObjectsV2","bucket":"%s"' % SOURCE)
 
         def s3_put():
             """publishing to the output bucket is denied"""
-            job_fails_denied(srv_p, log_p, athena_job(srv_p))
+            job_fails_denied(srv_p, log_p, athena_job(srv_p),
+                             '"op":"PutObject","bucket":"%s","key":"published/' % OUTPUT)
 
         def start_query():
             """StartQueryExecution is denied"""
-            job_fails_denied(srv_p, log_p, athena_job(srv_p, queue=False))
+            job_fails_denied(srv_p, log_p, athena_job(srv_p, queue=False),
+                             "not authorized to perform: athena:StartQueryExecution")
 
         def get_results():
             """GetQueryResults is denied"""
-            job_fails_denied(srv_p, log_p, athena_job(srv_p))
+            job_fails_denied(srv_p, log_p, athena_job(srv_p),
+                             "not authorized to perform: athena:GetQueryResults")
 
         def get_query():
             """the status check (GetQueryExecution, moto has no batch call) is denied, retried,
             and succeeds once the action is granted again"""
             job = athena_job(srv_p)
-            found = wait_log(log_p, 30, "status check failed")
-            assert any(denied_in(l) for l in found), found
+            wait_log(log_p, 30, "status check failed", "AccessDenied",
+                     "not authorized to perform: athena:GetQueryExecution")
             set_policy(policy)
             done = end_state(srv_p, job["id"])
             assert done["state"] == "succeeded", (done, log_p.since()[-3000:])
@@ -342,8 +357,8 @@ def main():
                              data_dir=tempfile.mkdtemp(dir=TMP, prefix="srv-batch-"))
             peer.queue_athena_results([EMPTY, EMPTY])
             job = athena_job(srv)
-            found = wait_log(log, 30, "status check failed")
-            assert any(denied_in(l) for l in found), found
+            wait_log(log, 30, "status check failed", "AccessDenied",
+                     "not authorized to perform: athena:BatchGetQueryExecution")
             assert not lines_with(log.since(), "BatchGetQueryExecution is not available"), \
                 "a denial must not be taken for a missing batch call"
             set_policy(policy)
@@ -362,9 +377,10 @@ def main():
             "athena:BatchGetQueryExecution": [batch_get],
             "athena:GetQueryResults": [get_results],
         }
-        check("every granted action is exercised here or listed as Athena's own",
-              lambda: (sorted(set(calls) | set(ON_BEHALF) | {"athena:StopQueryExecution"})
-                       == granted) or (_ for _ in ()).throw(AssertionError(granted)))
+        def coverage():
+            listed = set(calls) | set(ON_BEHALF) | {"athena:StopQueryExecution"}
+            assert sorted(listed) == granted, (sorted(listed), granted)
+        check("every granted action is exercised here or listed as Athena's own", coverage)
         for action, fns in calls.items():
             for fn in fns:
                 removed(action, fn)
@@ -386,6 +402,7 @@ def main():
                 return end_state(srv, job["id"]), log.since()
 
             done, text = cancel_one()  # full policy
+            assert not denied_in(text), text[-3000:]
             assert lines_with(text, "StopQueryExecution") == [] or \
                 not lines_with(text, "StopQueryExecution failed"), text[-3000:]
             assert lines_with(text, "query stopped"), text[-3000:]
@@ -395,8 +412,11 @@ def main():
                 done, text = cancel_one()
             finally:
                 set_policy(policy)
-            stop = lines_with(text, "StopQueryExecution failed")
-            assert stop and any(denied_in(l) for l in stop), text[-3000:]
+            stop = lines_with(text, "StopQueryExecution failed", "AccessDenied",
+                              "not authorized to perform: athena:StopQueryExecution")
+            if os.environ.get("IAM_DEBUG"):
+                print("   log:", stop[:1], "\n   error:", done["error"])
+            assert stop, text[-3000:]
             assert srv.stop() == 0
         check("with and without athena:StopQueryExecution: a user cancel stops the query / "
               "is denied", stop_runs)
@@ -416,6 +436,7 @@ def main():
                 done = end_state(srv_l, job["id"])
                 assert done["state"] == "succeeded", (done, log_l.since()[-3000:])
                 assert done["stats"]["dataset_objects_loaded"] == 1, done["stats"]
+                assert not denied_in(log_c.since() + log_l.since())
             finally:
                 set_policy(policy)
         check("without all of Athena's on-behalf actions hcpipe's own calls still succeed",
