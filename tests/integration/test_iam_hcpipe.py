@@ -441,6 +441,15 @@ def main():
                 set_policy(policy)
         check("without all of Athena's on-behalf actions hcpipe's own calls still succeed",
               on_behalf)
+        def clean_exits():
+            for srv in servers:
+                if srv.proc.poll() is None:
+                    assert srv.stop() == 0, srv.read_log()
+                assert srv.proc.returncode == 0, (srv.proc.returncode, srv.read_log())
+                with open(srv.log_path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                assert "Sanitizer" not in text and "runtime error" not in text, text[-4000:]
+        check("every service exits 0 on SIGTERM, no sanitizer report", clean_exits)
     finally:
         for srv in servers:
             if srv.proc.poll() is None:
