@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The stack's service policy proven with hcpipe itself: the real `hcpipe serve` against
 moto_server with IAM authentication on, signed with the keys of a user whose ONLY policy is
-deploy/cloudformation.yaml's ServicePolicy (its resources resolved to this test's buckets,
-workgroup and database).
+deploy/cloudformation.yaml's ServicePolicy (its resources resolved to this test's buckets
+hc-data / hc-results, and to hcpipe's default workgroup "primary" and database "hcpipe").
 
 1. Full policy: the whole flow succeeds without a denial: the Athena engine (DDL, the three
    queries, results read with GetQueryResults, results read from the CSV object, publishing to
@@ -10,7 +10,8 @@ workgroup and database).
    engine with HCPIPE_SOURCE=s3 reading the source bucket.
 2. For each action hcpipe's own code calls, the same user's policy with only that action removed
    (swapped in place: the user and its keys stay) makes the matching call fail: AccessDenied in
-   the job's error or in the service's log. Status checks that are denied are retried by the
+   the job's error or in the service's log, on the same line as the denied request's name (a
+   denied HeadObject has no body: its 403 status is the denial, as on AWS). Status checks that are denied are retried by the
    service (it cannot tell a denial from a passing failure of its poller): the test sees the
    denial in the log, puts the policy back, and the same job then succeeds.
 3. The actions only Athena uses on the caller's behalf (s3:GetBucketLocation, the multipart
@@ -21,8 +22,12 @@ workgroup and database).
 moto limitation: moto 5.2.1 checks the Resource of S3 requests only; other services are
 authorised against Resource "*". The Athena and Glue statements are tested with their resources
 widened to "*" (actions unchanged); their ARNs are checked statically by test_iam_policy.py.
+moto 5.2.1 also rejects the signature of a ListObjectsV2 whose prefix holds a '/' (boto3's too),
+so the local engine's source is the bucket's root (s3://hc-data/); the Athena engine's
+location is s3://hc-data/facilities/ (only rendered into the DDL). moto hands the next queued
+Athena result to each execution it starts, so one is queued before each start that is allowed.
 
-Environment: HCPIPE_BIN. Prints "N passed, N failed" last; exits 77 when moto/boto3 is missing.
+Environment: HCPIPE_BIN; IAM_DEBUG=1 prints each denial's evidence. Prints "N passed, N failed" last; exits 77 when moto/boto3 is missing.
 """
 import json
 import os
