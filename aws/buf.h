@@ -17,11 +17,11 @@
 #include <stddef.h>
 
 struct buf {
-    char *data;   /* NUL-terminated contents, NULL while empty; owned by the buf */
-    size_t len;   /* bytes used, not counting the trailing NUL */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* hard limit on len */
-    int failed;   /* set once an append failed; cleared by buf_init() */
+    char *data; /* NUL-terminated contents, NULL while empty; owned by the buf */
+    size_t len; /* bytes used, not counting the trailing NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len */
+    int failed; /* set once an append failed; cleared by buf_init() */
 };
 
 /* Prepares an empty buffer that may hold at most `max` bytes. Allocates nothing. */

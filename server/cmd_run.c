@@ -117,15 +117,18 @@ static void *progress_main(void *arg)
 {
     struct progress_bar *b = arg;
     struct timespec tick = {0, PROGRESS_TICK_MS * 1000000L};
+    const char *after_env = getenv("HCPIPE_PROGRESS_AFTER_MS"); /* a seam for tests */
+    int64_t after = after_env ? strtoll(after_env, NULL, 10) : PROGRESS_AFTER_MS;
 
     while (!atomic_load(&b->stop)) {
         int64_t elapsed = sys_mono_ms() - b->start_ms;
 
-        if (elapsed >= PROGRESS_AFTER_MS)
+        if (elapsed >= after)
             progress_draw(b, elapsed);
         nanosleep(&tick, NULL);
     }
     if (b->shown) {
+        progress_draw(b, sys_mono_ms() - b->start_ms); /* the final state, then erase it */
         fputs("\r\033[K", stderr); /* erase the bar */
         fflush(stderr);
     }

@@ -27,30 +27,30 @@ enum bad_record_policy { BAD_RECORD_FAIL, BAD_RECORD_SKIP };
 
 /* Live progress of a job, written by the engine on the worker thread and read by others. */
 struct engine_progress {
-    _Atomic uint64_t bytes_read;     /* bytes of input consumed */
-    _Atomic uint64_t bytes_total;    /* total input bytes, 0 when unknown */
-    _Atomic uint64_t records_read;   /* records parsed (valid and bad) */
-    _Atomic uint64_t bytes_scanned;  /* bytes the engine scanned (Athena's DataScannedInBytes) */
+    _Atomic uint64_t bytes_read;    /* bytes of input consumed */
+    _Atomic uint64_t bytes_total;   /* total input bytes, 0 when unknown */
+    _Atomic uint64_t records_read;  /* records parsed (valid and bad) */
+    _Atomic uint64_t bytes_scanned; /* bytes the engine scanned (Athena's DataScannedInBytes) */
 };
 
 /* A job as the engine sees it: borrowed from the worker for the duration of a call. */
 struct engine_job {
-    const char *job_id;              /* UUID */
-    const char *query;               /* catalog name, e.g. "accredited_by_state" */
-    const char *as_of;               /* YYYY-MM-DD */
+    const char *job_id; /* UUID */
+    const char *query;  /* catalog name, e.g. "accredited_by_state" */
+    const char *as_of;  /* YYYY-MM-DD */
     enum job_scope scope;
-    const char *source;              /* "s3://bucket/key", or NULL (dataset as it stands) */
+    const char *source; /* "s3://bucket/key", or NULL (dataset as it stands) */
     enum bad_record_policy on_bad_record;
-    int attempt;                     /* 1-based attempt number */
-    int64_t deadline_ms;             /* wall clock (sys_now_ms()) after which the job must stop */
-    const atomic_int *cancel;        /* non-zero when the job must stop as soon as it can */
-    struct engine_progress *progress;/* may be NULL */
+    int attempt;                      /* 1-based attempt number */
+    int64_t deadline_ms;              /* wall clock (sys_now_ms()) after which the job must stop */
+    const atomic_int *cancel;         /* non-zero when the job must stop as soon as it can */
+    struct engine_progress *progress; /* may be NULL */
 };
 
 struct engine;
 
 struct engine_ops {
-    const char *name;  /* "local" or "athena" */
+    const char *name; /* "local" or "athena" */
     /* Starts the job (or re-attaches when `handle` is the one stored by an earlier start);
      * *handle_out receives a malloc'ed handle to store on the job (may equal `handle`). */
     int (*start)(struct engine *e, const struct engine_job *job, const char *handle,
@@ -82,7 +82,7 @@ struct engine_ops {
 #define ENGINE_DELETE_QUERY "delete_object"
 
 struct engine {
-    const struct engine_ops *ops;  /* first member */
+    const struct engine_ops *ops; /* first member */
 };
 
 /* The catalog: is `name` one of the pipeline's queries? */

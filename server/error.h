@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+/* The table stays aligned by hand. */
+// clang-format off
 /*  X(code,            status, slug,                     transient, title) */
 #define HC_ERROR_TABLE(X)                                                                          \
     X(HC_OK,              200, "ok",                      0, "OK")                                 \
@@ -47,6 +49,7 @@
     X(HC_ECANCELLED,      409, "cancelled",               0, "The job was cancelled")            \
     X(HC_EBADEVENT,       400, "invalid-event",           0, "Not a valid S3 event")               \
     X(HC_EENGINEBUSY,     503, "engine-busy",             1, "The query engine is at capacity")
+// clang-format on
 
 #define HC_ERR_ENUM_(code, status, slug, transient, title) code,
 enum hc_err { HC_ERROR_TABLE(HC_ERR_ENUM_) HC_ERR_COUNT };

@@ -24,8 +24,15 @@
 
 #include "server/engine.h"
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_RETRYING, JOB_SUCCEEDED, JOB_FAILED, JOB_DEAD,
-                 JOB_CANCELLED };
+enum job_state {
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_RETRYING,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_DEAD,
+    JOB_CANCELLED
+};
 
 /* "queued", "running", ... (borrowed, static); job_state_parse() returns -1 for unknown names. */
 const char *job_state_name(enum job_state s);
@@ -33,26 +40,26 @@ int job_state_parse(const char *name);
 
 /* What a client (or an event) asks for. Strings are borrowed for the call. */
 struct job_spec {
-    const char *query;              /* catalog name (checked by the caller) */
-    const char *source;             /* "s3://bucket/key" or NULL */
-    const char *as_of;              /* YYYY-MM-DD, or NULL for the creation date (UTC) */
+    const char *query;  /* catalog name (checked by the caller) */
+    const char *source; /* "s3://bucket/key" or NULL */
+    const char *as_of;  /* YYYY-MM-DD, or NULL for the creation date (UTC) */
     enum job_scope scope;
     enum bad_record_policy on_bad_record;
-    int timeout_s;                  /* 0 = the service default */
-    const char *engine;             /* "local" | "athena" */
-    const char *event_id;           /* the event that made the job, or NULL */
+    int timeout_s;        /* 0 = the service default */
+    const char *engine;   /* "local" | "athena" */
+    const char *event_id; /* the event that made the job, or NULL */
 };
 
 struct job {
-    char id[37];                    /* UUID */
+    char id[37]; /* UUID */
     char *query;
-    char *source;                   /* NULL when none */
+    char *source; /* NULL when none */
     char *as_of;
     enum job_scope scope;
     enum bad_record_policy on_bad_record;
-    int timeout_s;                  /* 0 = the service default */
+    int timeout_s; /* 0 = the service default */
     char *engine;
-    char *event_id;                 /* NULL when none */
+    char *event_id; /* NULL when none */
     enum job_state state;
     int attempts;                   /* attempts started so far */
     char *handle;                   /* engine handle of the current attempt, NULL when none */
@@ -87,10 +94,10 @@ int jobstore_insert(struct jobstore *js, const struct job_spec *spec, struct job
 int jobstore_get(struct jobstore *js, const char *id, struct job **out);
 
 struct job_filter {
-    int state;           /* an enum job_state, or -1 for any */
-    const char *query;   /* NULL for any */
-    size_t limit;        /* 1..1000 */
-    const char *cursor;  /* opaque, from an earlier next_cursor; NULL for the first page */
+    int state;          /* an enum job_state, or -1 for any */
+    const char *query;  /* NULL for any */
+    size_t limit;       /* 1..1000 */
+    const char *cursor; /* opaque, from an earlier next_cursor; NULL for the first page */
 };
 
 /* Lists jobs newest first. *jobs_out is an array of *n_out jobs (free each with job_free() and

@@ -11,10 +11,10 @@
 #include <stdint.h>
 
 struct sys_ops {
-    int64_t (*now_ms)(void);       /* wall clock, milliseconds since the Unix epoch (UTC) */
-    int64_t (*mono_ms)(void);      /* monotonic clock, milliseconds */
-    uint64_t (*random_u64)(void);  /* uniformly random 64 bits (need not be cryptographic) */
-    void (*uuid)(char out[37]);    /* a new random UUID, lower case, NUL-terminated */
+    int64_t (*now_ms)(void);      /* wall clock, milliseconds since the Unix epoch (UTC) */
+    int64_t (*mono_ms)(void);     /* monotonic clock, milliseconds */
+    uint64_t (*random_u64)(void); /* uniformly random 64 bits (need not be cryptographic) */
+    void (*uuid)(char out[37]);   /* a new random UUID, lower case, NUL-terminated */
 };
 
 /* Replaces the seams (NULL restores the real ones). Not thread-safe: call before threads. */

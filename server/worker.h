@@ -26,14 +26,14 @@
 #include "server/jobstore.h"
 
 struct worker_config {
-    int threads;               /* pool size, >= 1 */
-    int max_attempts;          /* attempts before a job is dead, >= 1 */
-    int job_timeout_s;         /* default deadline of one attempt; a job may ask for less */
-    int64_t backoff_base_ms;   /* first retry delay bound (e.g. 1000) */
-    int64_t backoff_cap_ms;    /* largest retry delay bound (e.g. 60000) */
-    const char *results_dir;   /* results go to <results_dir>/<job_id>/result.{json,csv} */
-    int64_t requeue_delay_ms;  /* HC_EENGINEBUSY: run again after this (+ up to 25% jitter)
-                                  without spending an attempt; 0 = 60000 */
+    int threads;              /* pool size, >= 1 */
+    int max_attempts;         /* attempts before a job is dead, >= 1 */
+    int job_timeout_s;        /* default deadline of one attempt; a job may ask for less */
+    int64_t backoff_base_ms;  /* first retry delay bound (e.g. 1000) */
+    int64_t backoff_cap_ms;   /* largest retry delay bound (e.g. 60000) */
+    const char *results_dir;  /* results go to <results_dir>/<job_id>/result.{json,csv} */
+    int64_t requeue_delay_ms; /* HC_EENGINEBUSY: run again after this (+ up to 25% jitter)
+                                 without spending an attempt; 0 = 60000 */
     /* Optional: called once a job's result files are committed in `dir`, before the job is
      * marked succeeded (e.g. copying them to HCPIPE_OUTPUT_URI). A non-zero hc_err fails the
      * attempt like an engine error (transient ones are retried). */

@@ -40,7 +40,9 @@ def check(name, ok, detail=""):
 
 def run_with_pty(args):
     master, slave = pty.openpty()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave)
+    # The bar waits 0.5 s before it shows; a fast machine may load this input sooner.
+    env = dict(os.environ, HCPIPE_PROGRESS_AFTER_MS="0")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, env=env)
     os.close(slave)
     err = b""
     out_chunks = []
