@@ -129,7 +129,7 @@ static void *progress_main(void *arg)
     }
     if (b->shown) {
         progress_draw(b, sys_mono_ms() - b->start_ms); /* the final state, then erase it */
-        fputs("\r\033[K", stderr); /* erase the bar */
+        fputs("\r\033[K", stderr);                     /* erase the bar */
         fflush(stderr);
     }
     return NULL;
