@@ -144,6 +144,7 @@ static void outcome_free(struct outcome *o)
 }
 
 static atomic_int no_cancel;
+static atomic_int job_seq; /* each run gets its own job id, so handles never collide */
 
 static struct outcome run_full(const char *query, const char *source, const char *as_of,
                                enum job_scope scope, enum bad_record_policy policy,
@@ -153,12 +154,14 @@ static struct outcome run_full(const char *query, const char *source, const char
     struct collect c = {0};
     struct result_sink sink = {c_columns, c_row, &c};
     struct engine_progress prog = {0};
+    char job_id[32];
     struct engine_job job = {
-        "job-1", query, as_of, scope, source, policy, 1, deadline, cancel ? cancel : &no_cancel,
+        job_id, query, as_of, scope, source, policy, 1, deadline, cancel ? cancel : &no_cancel,
         &prog};
     char *handle = NULL, *token = NULL;
     int done = 0;
 
+    snprintf(job_id, sizeof job_id, "job-%d", atomic_fetch_add(&job_seq, 1) + 1);
     buf_init(&c.text, 1 << 24);
     buf_puts(&c.text, "");
     o.err = eng->ops->start(eng, &job, NULL, &handle, &o.problem);
