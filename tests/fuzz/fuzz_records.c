@@ -374,6 +374,9 @@ static void check_reference(const uint8_t *data, size_t size, size_t max, const 
         if (blank && len <= max) {
             if (ours)
                 abort(); /* a blank line makes no callback */
+        } else if (blank) {
+            if (ours && ours[0] != 'B')
+                abort(); /* a blank line over the cap: skipped, or bad, never a record */
         } else if (!ours) {
             abort(); /* every other line makes one */
         } else if (len > max || memchr(data + off, '\0', len)) {
