@@ -376,13 +376,14 @@ int serve_main(int argc, char **argv)
                        .auth = auth,
                        .tls = tls};
     queue_seeds(&cfg, js, worker); /* before /readyz can answer, so a ready service lists them */
-    if (httpd_start(&app, &httpd) != HC_OK)
-        goto out;
+    /* Warned before the port opens, so nobody can reach the open door before the log says so. */
     if (!cfg.webhook_api_key && !cfg.webhook_basic)
         log_warn("INSECURE: POST /events accepts events from ANYONE (--insecure-dev-events, no "
                  "HCPIPE_WEBHOOK_API_KEY or HCPIPE_WEBHOOK_BASIC); never run this way in "
                  "production",
                  NULL);
+    if (httpd_start(&app, &httpd) != HC_OK)
+        goto out;
 
     snprintf(listen, sizeof listen, cfg.listen_ipv6 ? "[%s]:%d" : "%s:%d", cfg.listen_host,
              httpd_port(httpd));
