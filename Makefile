@@ -95,7 +95,7 @@ unit: $(UNIT_BINS)
 
 test: $(BUILD)/hcpipe $(UNIT_BINS)
 	HCPIPE_BIN=$(abspath $(BUILD)/hcpipe) HCPIPE_BUILD=$(abspath $(BUILD)) \
-		SANITIZER=$(SANITIZER) sh tests/run-all.sh
+		SANITIZER=$(SANITIZER) bash tests/run-all.sh
 
 deps:
 	sh tests/deps.sh
@@ -136,7 +136,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBOBJS)
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: $(FUZZ_BINS)
-	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 lint:
 	clang-format --dry-run --Werror $(SRCS) $(wildcard server/*.h routes/*.h aws/*.h)

@@ -1,7 +1,7 @@
 /*
  * httpd.c: libmicrohttpd glue (see httpd.h for the request life cycle).
  *
- * Organisation: the daemon (start, quiesce, stop) and its two callbacks (on_request, the access
+ * Organisation: the daemon (start, stop) and its two callbacks (on_request, the access
  * handler called once per chunk; on_completed, the one place a request is freed and logged), then
  * the response helpers, which all end in queue().
  *
@@ -55,7 +55,6 @@ struct conn_track {
 struct httpd {
     struct MHD_Daemon *daemon; /* owned */
     struct app *app;           /* borrowed */
-    MHD_socket quiesced_fd;    /* listening socket handed back by quiesce, closed at stop */
     int port;                  /* the port bound */
     pthread_mutex_t lock;      /* guards conns, stopping, reaped */
     pthread_cond_t wake;       /* wakes the reaper to stop */
@@ -332,7 +331,6 @@ int httpd_start(struct app *app, struct httpd **out)
     }
     flags |= cfg->http_threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     h->app = app;
-    h->quiesced_fd = MHD_INVALID_SOCKET;
     h->conns.next = h->conns.prev = &h->conns;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
@@ -373,20 +371,16 @@ int httpd_port(const struct httpd *h)
     return h->port;
 }
 
-void httpd_quiesce(struct httpd *h)
-{
-    if (h && h->daemon && h->quiesced_fd == MHD_INVALID_SOCKET)
-        h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
-}
-
 void httpd_stop(struct httpd *h)
 {
     if (!h)
         return;
+    /* No MHD_quiesce_daemon first: in libmicrohttpd 0.9.75 it races the epoll worker threads,
+     * which may take the listening socket out of their epoll set themselves, and then panics
+     * ("Failed to remove listen FD from epoll set", seen under TSan in test_athena_engine).
+     * MHD_stop_daemon alone stops accepting and closes every connection. */
     if (h->daemon)
         MHD_stop_daemon(h->daemon); /* closes every connection: the list is empty after */
-    if (h->quiesced_fd != MHD_INVALID_SOCKET)
-        close(h->quiesced_fd); /* quiesce handed the listening socket to us */
     if (h->reaper_started) {
         pthread_mutex_lock(&h->lock);
         h->stopping = 1;

@@ -77,9 +77,6 @@ int httpd_start(struct app *app, struct httpd **out);
 /* The TCP port the daemon listens on (the real one when port 0 was asked for). */
 int httpd_port(const struct httpd *h);
 
-/* Stops accepting new connections; requests in flight go on. */
-void httpd_quiesce(struct httpd *h);
-
 /* Finishes the requests in flight, stops the daemon and frees it. NULL is a no-op. */
 void httpd_stop(struct httpd *h);
 

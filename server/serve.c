@@ -17,8 +17,8 @@
  * handshakes get the new pair; the listener stays open) and the API token list (the inline list
  * plus the file again). A reload that fails is logged and the old state kept.
  *
- * Shutdown on SIGTERM/SIGINT: stop accepting (quiesce), finish the requests in flight and stop
- * the daemon, stop the workers at a safe point (an interrupted job stays running in the store
+ * Shutdown on SIGTERM/SIGINT: stop the daemon (it stops accepting, lets running handlers
+ * return and closes every connection), stop the workers at a safe point (an interrupted job stays running in the store
  * and is recovered at the next start), free the engine, close the store, exit 0.
  */
 #include <errno.h>
@@ -403,7 +403,6 @@ int serve_main(int argc, char **argv)
     log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     rc = 0;
 out:
-    httpd_quiesce(httpd);
     httpd_stop(httpd);
     if (worker)
         worker_stop(worker);

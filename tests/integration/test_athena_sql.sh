@@ -1,4 +1,5 @@
 #!/bin/sh
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 # Syntax check of every sql/athena/ text as the engine sends it: the cmocka program
 # test_athena_sql renders each text (plain values, and a hostile object key) into a folder, and
 # tests/sqlcheck/check.mjs parses them with the pinned dt-sql-parser (Hive grammar for the DDL,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 # Lints deploy/cloudformation.yaml with cfn-lint (the Python one, 1.51.0 on these machines; it
 # knows EventBridge's resource types): no error, warning or informational finding. A copy with a
 # wrong HttpMethod on the API destination must be reported, so the lint is proven to run on the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 """What deploy/cloudformation.yaml must contain (issue 7), checked on its structure:
 
   - the source bucket sends its events to EventBridge; both buckets block public access;

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 """Structure of docker/compose.yaml, the self-hosted stack (no Docker engine runs here).
 
 Checks, with PyYAML:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 """What CI proves about docker/Dockerfile without a Docker engine.
 
 No Docker engine runs on CI, so the image is trusted only as far as its steps are the ones CI

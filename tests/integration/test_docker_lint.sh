@@ -1,4 +1,5 @@
 #!/bin/sh
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 # Lints docker/Dockerfile with the pinned dockerfilelint 1.8.0 (docker/package.json and its
 # package-lock.json, installed into docker/node_modules by `make deps` or, when missing, here).
 # The image's Dockerfile must have no issue, and a copy with a known mistake (apt-get install

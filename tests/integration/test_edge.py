@@ -142,6 +142,18 @@ class Server:
                     return int(line.split()[1])
         return -1
 
+    def settled_threads(self):
+        """The thread count once it stops changing (threads that start lazily, after /readyz
+        answered, have started): two equal readings 0.3 s apart."""
+        last = self.threads()
+        for _ in range(50):
+            time.sleep(0.3 * SLOW)
+            now = self.threads()
+            if now == last:
+                return now
+            last = now
+        return last
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -585,7 +597,7 @@ def test_tls_silent_clients_cut():
 def idle_threads(threads_arg, n=40):
     s = Server(["--http-threads", threads_arg, "--max-connections-per-ip", "0"])
     try:
-        before = s.threads()
+        before = s.settled_threads()
         socks = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(n)]
         time.sleep(0.5 * SLOW)
         during = s.threads()

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 """The service policy of deploy/cloudformation.yaml grants exactly what hcpipe calls.
 
 The expected (IAM action, resource) pairs are derived from the C sources by

@@ -1,4 +1,5 @@
 #!/bin/sh
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 # Lints openapi/openapi.yaml with the pinned @redocly/cli (openapi/package.json); the lint must
 # report no error and no warning. Skips (77) where npm is not installed.
 set -u

@@ -1,4 +1,5 @@
 #!/bin/sh
+# hcpipe-test: files-only (checks the repository's files, runs none of its C code under test)
 # Checks deploy/hcpipe.service:
 #   1. `systemd-analyze verify` accepts it (with ExecStart pointed at $HCPIPE_BIN and the
 #      EnvironmentFile made optional, since neither /usr/local/bin/hcpipe nor /etc/hcpipe exist
