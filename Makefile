@@ -11,6 +11,9 @@
 # Every .c under server/, routes/ and aws/ is part of the binary; every tests/unit/test_*.c is
 # its own cmocka program linked against all of those objects but server/main.o.
 
+# Builds use every core unless -j says otherwise.
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+
 VERSION   := 0.1.0
 comma     := ,
 CC        ?= cc
