@@ -119,6 +119,10 @@ def cross_check_cli(label, peer, bucket, key_set=AWKWARD_KEYS, ours="ours/", the
         report("%s: AWS CLI v2 present at /usr/bin/aws" % label, False,
                "install the Debian package awscli (make deps)")
         return
+    if os.environ.get("SANITIZER") and len(key_set) > 2:
+        # The CLI's side runs no code of ours and the plain run checks every key; under a
+        # sanitizer the first and the last (most awkward) keys keep our side of it covered.
+        key_set = [key_set[0], key_set[-1]]
     with tempfile.TemporaryDirectory() as tmp:
         keys = [ours + k for k in key_set]
         if run_unit("%s: our client puts objects" % label, peer, bucket, "put", keys):
