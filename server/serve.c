@@ -18,8 +18,9 @@
  * plus the file again). A reload that fails is logged and the old state kept.
  *
  * Shutdown on SIGTERM/SIGINT: stop the daemon (it stops accepting, lets running handlers
- * return and closes every connection), stop the workers at a safe point (an interrupted job stays running in the store
- * and is recovered at the next start), free the engine, close the store, exit 0.
+ * return and closes every connection), stop the workers at a safe point (an interrupted job stays
+ * running in the store and is recovered at the next start), free the engine, close the store, exit
+ * 0.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,7 +67,7 @@ static int mkdir_p(const char *path)
 /* Where objects come from and results go (HCPIPE_SOURCE, HCPIPE_SOURCE_URI, HCPIPE_OUTPUT_URI). */
 struct storage {
     int source_s3;          /* HCPIPE_SOURCE=s3: the local engine reads S3 */
-    const char *source_uri; /* dataset prefix (borrowed from the environment), or NULL */
+    const char *source_uri; /* dataset prefix (borrowed from the config), or NULL */
     struct objstore *out;   /* S3 store results are published through, or NULL */
     char *out_bucket;       /* HCPIPE_OUTPUT_URI's bucket... */
     char *out_prefix;       /* ...and prefix ("" or ending in '/') */
@@ -77,17 +78,25 @@ static const char storage_usage[] =
     "  HCPIPE_SOURCE                 folder | s3: where the local engine reads objects (folder:\n"
     "                                <data-dir>/buckets/<bucket>/<key>; s3: S3 or\n"
     "                                AWS_ENDPOINT_URL_S3, streamed into the parser) (folder)\n"
-    "  HCPIPE_SOURCE_URI             s3://bucket/prefix/: with HCPIPE_SOURCE=s3, dataset-scope\n"
-    "                                jobs first load every object under it whose ETag changed\n"
-    "                                (and forget objects deleted from it)\n"
+    "  HCPIPE_SOURCE_URI             or --source-uri: s3://bucket/prefix/: with HCPIPE_SOURCE=s3,\n"
+    "                                dataset-scope jobs first load every object under it whose\n"
+    "                                ETag changed (and forget objects deleted from it)\n"
     "  HCPIPE_OUTPUT_URI             s3://bucket/prefix/: each result is also published as\n"
     "                                <prefix><query>/<job_id>.json and .csv (unset: not "
     "published)\n";
 
-static int storage_load(struct storage *st, int athena, char *err, size_t errlen)
+/* An athena_lookup over the parsed command line and environment (ctx: the struct config). */
+static const char *config_lookup(void *ctx, const char *flag, const char *env)
+{
+    (void)env; /* config_load() already read it when the flag was not given */
+    return config_athena_text(ctx, flag);
+}
+
+static int storage_load(struct storage *st, const struct config *cfg, int athena, char *err,
+                        size_t errlen)
 {
     const char *src = getenv("HCPIPE_SOURCE"), *out = getenv("HCPIPE_OUTPUT_URI");
-    const char *uri = getenv("HCPIPE_SOURCE_URI");
+    const char *uri = config_athena_text(cfg, "--source-uri");
 
     memset(st, 0, sizeof *st);
     if (src && *src && strcmp(src, "folder") != 0 && strcmp(src, "s3") != 0) {
@@ -98,7 +107,7 @@ static int storage_load(struct storage *st, int athena, char *err, size_t errlen
     if (st->source_s3 && uri && *uri) {
         if (!athena_sql_location_ok(uri)) {
             snprintf(err, errlen,
-                     "invalid HCPIPE_SOURCE_URI \"%.200s\": expected "
+                     "invalid --source-uri (HCPIPE_SOURCE_URI) \"%.200s\": expected "
                      "s3://bucket/prefix/",
                      uri);
             return -1;
@@ -273,7 +282,7 @@ int serve_main(int argc, char **argv)
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
     if (strcmp(cfg.engine, "athena") == 0) {
         athena = 1;
-        if (engine_athena_settings_load(&aset, err, sizeof err) != 0) {
+        if (engine_athena_settings_load(&aset, config_lookup, &cfg, err, sizeof err) != 0) {
             fprintf(stderr, "hcpipe: athena engine: %s\n", err);
             engine_athena_settings_free(&aset);
             config_free(&cfg);
@@ -281,7 +290,7 @@ int serve_main(int argc, char **argv)
         }
     }
 
-    if (storage_load(&storage, athena, err, sizeof err) != 0) {
+    if (storage_load(&storage, &cfg, athena, err, sizeof err) != 0) {
         fprintf(stderr, "hcpipe: %s\n", err);
         storage_free(&storage);
         engine_athena_settings_free(&aset);

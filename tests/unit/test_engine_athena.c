@@ -65,7 +65,8 @@ static struct engine *new_engine_polling(const char *initial_ms)
     setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", initial_ms, 1);
     setenv("HCPIPE_ATHENA_POLL_MAX_MS", "60000", 1);
     setenv("HCPIPE_ATHENA_POLL_RATE", "100", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), 0);
     assert_int_equal(engine_athena_new(data_dir, &s, &e), HC_OK);
     engine_athena_settings_free(&s);
     return e;
@@ -142,11 +143,13 @@ static void engine_athena_settings_are_checked(void **state)
 
     (void)state;
     clear_settings_env();
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_SOURCE_URI"));
     engine_athena_settings_free(&s);
     setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), 0);
     assert_string_equal(s.database, "hcpipe");
     assert_string_equal(s.workgroup, "primary");
     assert_int_equal(s.poll_rate, 5);
@@ -154,17 +157,20 @@ static void engine_athena_settings_are_checked(void **state)
     assert_null(s.output);
     engine_athena_settings_free(&s);
     setenv("HCPIPE_ATHENA_TABLE", "x; DROP", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_TABLE"));
     engine_athena_settings_free(&s);
     unsetenv("HCPIPE_ATHENA_TABLE");
     setenv("HCPIPE_ATHENA_POLL_RATE", "1000", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_POLL_RATE"));
     engine_athena_settings_free(&s);
     unsetenv("HCPIPE_ATHENA_POLL_RATE");
     setenv("HCPIPE_ATHENA_OUTPUT", "s3://results/a b/", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_OUTPUT"));
     engine_athena_settings_free(&s);
     clear_settings_env();
