@@ -191,6 +191,52 @@ static void config_help(void **state)
         assert_non_null(strstr(u, vars[i]));
 }
 
+/* The Athena engine's flags are accepted and their text collected (flag over variable), unchecked:
+ * the engine checks them (tests/unit/test_engine_athena.c). */
+static void config_athena_flags_collected(void **state)
+{
+    struct config cfg;
+    char err[256];
+    const char *const none[] = {"serve", NULL};
+    const char *const flags[] = {"serve", "--athena-table", "from_flag", "--athena-poll-rate=x",
+                                 NULL};
+    const char *const dangling[] = {"serve", "--athena-table", NULL};
+    const char *const unknown[] = {"serve", "--athena-tables", "x", NULL};
+
+    (void)state;
+    unsetenv("HCPIPE_ATHENA_TABLE");
+    unsetenv("HCPIPE_ATHENA_POLL_RATE");
+    unsetenv("HCPIPE_SOURCE_URI");
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_null(config_athena_text(&cfg, "--athena-table"));
+    assert_null(config_athena_text(&cfg, "--source-uri"));
+    assert_null(config_athena_text(&cfg, "--not-an-athena-flag"));
+    config_free(&cfg);
+    setenv("HCPIPE_ATHENA_TABLE", "from_env", 1);
+    setenv("HCPIPE_SOURCE_URI", "s3://b-x/p/", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_string_equal(config_athena_text(&cfg, "--athena-table"), "from_env");
+    assert_string_equal(config_athena_text(&cfg, "--source-uri"), "s3://b-x/p/");
+    config_free(&cfg);
+    /* Flags beat the variables, both spellings; a bad value is not config's business. */
+    setenv("HCPIPE_ATHENA_POLL_RATE", "7", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 4, flags), 0);
+    assert_string_equal(config_athena_text(&cfg, "--athena-table"), "from_flag");
+    assert_string_equal(config_athena_text(&cfg, "--athena-poll-rate"), "x");
+    assert_string_equal(config_athena_text(&cfg, "--source-uri"), "s3://b-x/p/");
+    assert_string_equal(cfg.engine, "local");
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 2, dangling), -1);
+    assert_non_null(strstr(err, "--athena-table needs a value"));
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, unknown), -1);
+    assert_non_null(strstr(err, "unknown option \"--athena-tables\""));
+    config_free(&cfg);
+    unsetenv("HCPIPE_ATHENA_TABLE");
+    unsetenv("HCPIPE_ATHENA_POLL_RATE");
+    unsetenv("HCPIPE_SOURCE_URI");
+}
+
 static void config_check_source_rules(void **state)
 {
     const char *why;
@@ -344,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup(config_seeds_env_and_flags, clear_env),
         cmocka_unit_test_setup(config_help, clear_env),
         cmocka_unit_test_setup(config_check_source_rules, clear_env),
+        cmocka_unit_test_setup(config_athena_flags_collected, clear_env),
         cmocka_unit_test_setup(config_edge_settings, clear_env),
         cmocka_unit_test_setup(config_event_defaults_and_lists, clear_env),
         cmocka_unit_test_setup(config_webhook_secrets_never_echoed, clear_env),
