@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/athena_sql.h"
 #include "server/auth.h"
 #include "server/engine.h"
 #include "server/engine_athena.h"
@@ -279,6 +280,38 @@ static int set_request_timeout(struct config *cfg, const char *val, char *why, s
 static int set_http_threads(struct config *cfg, const char *val, char *why, size_t whylen)
 {
     return set_int(&cfg->http_threads, val, 0, 256, why, whylen);
+}
+
+/* ---- objects and results ---- */
+
+static int set_source(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val || strcmp(val, "folder") == 0) {
+        cfg->source_s3 = 0;
+    } else if (strcmp(val, "s3") == 0) {
+        cfg->source_s3 = 1;
+    } else {
+        snprintf(why, whylen, "expected folder or s3");
+        return -1;
+    }
+    return 0;
+}
+
+/* An empty value means "not published". */
+static int set_output_uri(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val) {
+        free(cfg->output_uri);
+        cfg->output_uri = NULL;
+        return 0;
+    }
+    if (!athena_sql_location_ok(val) || !strchr(val + 5, '/')) {
+        snprintf(why, whylen,
+                 "expected s3://bucket/prefix/ (a valid bucket; a prefix ending in / of A-Z a-z "
+                 "0-9 ! - _ . * ( ) /)");
+        return -1;
+    }
+    return replace_str(&cfg->output_uri, val);
 }
 
 int config_check_source(const char *src, const char **why)
@@ -648,6 +681,8 @@ static const struct setting settings[] = {
      .env = "HCPIPE_HTTP_THREADS",
      .has_value = 1,
      .set = set_http_threads},
+    {.flag = "--source", .env = "HCPIPE_SOURCE", .has_value = 1, .set = set_source},
+    {.flag = "--output-uri", .env = "HCPIPE_OUTPUT_URI", .has_value = 1, .set = set_output_uri},
 };
 
 static const char usage[] =
@@ -721,6 +756,18 @@ static const char usage[] =
     "  --http-threads N        threads serving connections from a poll loop; an idle or slow\n"
     "                          connection costs no thread. 0 = one thread per connection,\n"
     "                          0..256 (HCPIPE_HTTP_THREADS, 4)\n"
+    "\n"
+    "Objects and results:\n"
+    "  --source KIND           folder | s3: where the local engine reads objects (folder:\n"
+    "                          <data-dir>/buckets/<bucket>/<key>; s3: S3 or\n"
+    "                          AWS_ENDPOINT_URL_S3, streamed into the parser)\n"
+    "                          (HCPIPE_SOURCE, folder)\n"
+    "  --source-uri s3://B/P/  with --source s3, dataset-scope jobs first load every object\n"
+    "                          under it whose ETag changed (and forget objects deleted from\n"
+    "                          it); also the Athena table's location, see below\n"
+    "                          (HCPIPE_SOURCE_URI, none)\n"
+    "  --output-uri s3://B/P/  each result is also published as <prefix><query>/<job_id>.json\n"
+    "                          and .csv (HCPIPE_OUTPUT_URI, not published)\n"
     "  -h, --help              show this help and exit\n";
 
 const char *config_usage(void)
@@ -918,6 +965,7 @@ void config_free(struct config *cfg)
         memset(cfg->api_tokens, 0, strlen(cfg->api_tokens));
     free(cfg->api_tokens);
     free(cfg->api_tokens_file);
+    free(cfg->output_uri);
     for (size_t i = 0; cfg->athena_texts && i < cfg->n_athena_texts; i++)
         free(cfg->athena_texts[i]);
     free(cfg->athena_texts);

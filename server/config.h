@@ -51,6 +51,9 @@ struct config {
     int connection_timeout_s;   /* a connection idle this long is closed, default 30 */
     int request_timeout_s;      /* a request's headers and body must arrive within this, 30 */
     int http_threads;           /* HTTP threads in the pool, default 4; 0 = one per connection */
+    /* Objects and results */
+    int source_s3;    /* --source s3: the local engine reads objects from S3 (default folder) */
+    char *output_uri; /* s3://bucket/prefix/ each result is also published to, or NULL */
     /* The Athena engine's settings (engine_athena_option(i)), collected here and checked by
      * engine_athena_settings_load() through config_athena_text() */
     char **athena_texts; /* per option: its flag's text, else its variable's, else NULL */
