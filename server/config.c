@@ -6,6 +6,11 @@
  * flags, so a flag always beats the environment (even a bad value there). Each setter validates its
  * text and says what it expected; the loader turns that into one message naming the setting as the
  * user wrote it (the flag or the variable).
+ *
+ * The Athena engine's settings are a second, smaller table owned by the engine
+ * (engine_athena_option()): their flags are accepted and their text collected the same way, flag
+ * over variable, into cfg->athena_texts, but the engine checks them when it loads them, so only
+ * `--engine athena` needs them valid.
  */
 #include "server/config.h"
 
@@ -17,8 +22,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/athena_sql.h"
 #include "server/auth.h"
 #include "server/engine.h"
+#include "server/engine_athena.h"
 #include "server/log.h"
 #include "server/objstore.h"
 #include "server/tls.h"
@@ -273,6 +280,38 @@ static int set_request_timeout(struct config *cfg, const char *val, char *why, s
 static int set_http_threads(struct config *cfg, const char *val, char *why, size_t whylen)
 {
     return set_int(&cfg->http_threads, val, 0, 256, why, whylen);
+}
+
+/* ---- objects and results ---- */
+
+static int set_source(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val || strcmp(val, "folder") == 0) {
+        cfg->source_s3 = 0;
+    } else if (strcmp(val, "s3") == 0) {
+        cfg->source_s3 = 1;
+    } else {
+        snprintf(why, whylen, "expected folder or s3");
+        return -1;
+    }
+    return 0;
+}
+
+/* An empty value means "not published". */
+static int set_output_uri(struct config *cfg, const char *val, char *why, size_t whylen)
+{
+    if (!*val) {
+        free(cfg->output_uri);
+        cfg->output_uri = NULL;
+        return 0;
+    }
+    if (!athena_sql_location_ok(val) || !strchr(val + 5, '/')) {
+        snprintf(why, whylen,
+                 "expected s3://bucket/prefix/ (a valid bucket; a prefix ending in / of A-Z a-z "
+                 "0-9 ! - _ . * ( ) /)");
+        return -1;
+    }
+    return replace_str(&cfg->output_uri, val);
 }
 
 int config_check_source(const char *src, const char **why)
@@ -642,6 +681,8 @@ static const struct setting settings[] = {
      .env = "HCPIPE_HTTP_THREADS",
      .has_value = 1,
      .set = set_http_threads},
+    {.flag = "--source", .env = "HCPIPE_SOURCE", .has_value = 1, .set = set_source},
+    {.flag = "--output-uri", .env = "HCPIPE_OUTPUT_URI", .has_value = 1, .set = set_output_uri},
 };
 
 static const char usage[] =
@@ -715,11 +756,51 @@ static const char usage[] =
     "  --http-threads N        threads serving connections from a poll loop; an idle or slow\n"
     "                          connection costs no thread. 0 = one thread per connection,\n"
     "                          0..256 (HCPIPE_HTTP_THREADS, 4)\n"
+    "\n"
+    "Objects and results:\n"
+    "  --source KIND           folder | s3: where the local engine reads objects (folder:\n"
+    "                          <data-dir>/buckets/<bucket>/<key>; s3: S3 or\n"
+    "                          AWS_ENDPOINT_URL_S3, streamed into the parser)\n"
+    "                          (HCPIPE_SOURCE, folder)\n"
+    "  --source-uri s3://B/P/  with --source s3, dataset-scope jobs first load every object\n"
+    "                          under it whose ETag changed (and forget objects deleted from\n"
+    "                          it); also the Athena table's location, see below\n"
+    "                          (HCPIPE_SOURCE_URI, none)\n"
+    "  --output-uri s3://B/P/  each result is also published as <prefix><query>/<job_id>.json\n"
+    "                          and .csv (HCPIPE_OUTPUT_URI, not published)\n"
     "  -h, --help              show this help and exit\n";
 
 const char *config_usage(void)
 {
     return usage;
+}
+
+static size_t count_athena_options(void)
+{
+    const char *flag, *env;
+    size_t n = 0;
+
+    while (engine_athena_option(n, &flag, &env) == 0)
+        n++;
+    return n;
+}
+
+/* The index of the Athena setting whose flag is the first flen bytes of arg, or -1. */
+static long find_athena_option(const char *arg, size_t flen)
+{
+    const char *flag, *env;
+
+    for (size_t i = 0; engine_athena_option(i, &flag, &env) == 0; i++)
+        if (strlen(flag) == flen && strncmp(flag, arg, flen) == 0)
+            return (long)i;
+    return -1;
+}
+
+const char *config_athena_text(const struct config *cfg, const char *flag)
+{
+    long i = find_athena_option(flag, strlen(flag));
+
+    return i >= 0 && (size_t)i < cfg->n_athena_texts ? cfg->athena_texts[i] : NULL;
 }
 
 static int set_defaults(struct config *cfg)
@@ -737,6 +818,10 @@ static int set_defaults(struct config *cfg)
     cfg->request_timeout_s = 30;
     cfg->http_threads = 4;
     cfg->event_scope = SCOPE_DATASET;
+    cfg->n_athena_texts = count_athena_options();
+    cfg->athena_texts = calloc(cfg->n_athena_texts + 1, sizeof *cfg->athena_texts);
+    if (!cfg->athena_texts)
+        return -1;
     if (set_listen(cfg, "127.0.0.1:8080", why, sizeof why) ||
         replace_str(&cfg->data_dir, "./var") || replace_str(&cfg->engine, "local") ||
         replace_str(&cfg->log_level, "info") || replace_str(&cfg->webhook_header, "x-api-key") ||
@@ -775,10 +860,12 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    /* Pass 1: read the flags, so a variable whose flag is given is never looked at. */
+    /* Pass 1: read the flags, so a variable whose flag is given is never looked at. An Athena
+     * setting's flag is stored as text at once (the last one wins); the engine checks it. */
     for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a], *eq;
+        const char *arg = argv[a], *eq, *val;
         const struct setting *s = NULL;
+        long athena = -1;
         size_t flen;
 
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
@@ -791,25 +878,35 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
                 given[i] = 1;
             }
         }
-        if (!s) {
+        if (!s)
+            athena = find_athena_option(arg, flen);
+        if (!s && athena < 0) {
             snprintf(err, errlen, "unknown option \"%s\" (see hcpipe serve --help)", arg);
             return -1;
+        }
+        if (s && !s->has_value) {
+            val = eq ? eq + 1 : "1";
+        } else if (eq) {
+            val = eq + 1;
+        } else if (a + 1 < argc) {
+            val = argv[++a];
+        } else {
+            snprintf(err, errlen, "option %.*s needs a value", (int)flen, arg);
+            return -1;
+        }
+        if (athena >= 0) {
+            if (replace_str(&cfg->athena_texts[athena], val) != 0) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            continue;
         }
         if (nflags == MAX_FLAGS) {
             snprintf(err, errlen, "too many options");
             return -1;
         }
         flag_set[nflags] = s;
-        if (!s->has_value) {
-            flag_val[nflags] = eq ? eq + 1 : "1";
-        } else if (eq) {
-            flag_val[nflags] = eq + 1;
-        } else if (a + 1 < argc) {
-            flag_val[nflags] = argv[++a];
-        } else {
-            snprintf(err, errlen, "option %s needs a value", s->flag);
-            return -1;
-        }
+        flag_val[nflags] = val;
         nflags++;
     }
     /* Pass 2: the environment, for the settings no flag gave. */
@@ -820,6 +917,17 @@ int config_load(struct config *cfg, int argc, char **argv, char *err, size_t err
         if (val &&
             apply(cfg, s->set_env ? s->set_env : s->set, s->env, val, s->secret, err, errlen) != 0)
             return -1;
+    }
+    for (size_t i = 0; i < cfg->n_athena_texts; i++) {
+        const char *flag, *env, *val;
+
+        if (cfg->athena_texts[i] || engine_athena_option(i, &flag, &env) != 0)
+            continue;
+        val = getenv(env);
+        if (val && replace_str(&cfg->athena_texts[i], val) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     }
     /* Pass 3: the flags, in order (--seed accumulates). */
     for (size_t f = 0; f < nflags; f++)
@@ -857,5 +965,9 @@ void config_free(struct config *cfg)
         memset(cfg->api_tokens, 0, strlen(cfg->api_tokens));
     free(cfg->api_tokens);
     free(cfg->api_tokens_file);
+    free(cfg->output_uri);
+    for (size_t i = 0; cfg->athena_texts && i < cfg->n_athena_texts; i++)
+        free(cfg->athena_texts[i]);
+    free(cfg->athena_texts);
     memset(cfg, 0, sizeof *cfg);
 }

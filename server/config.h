@@ -2,7 +2,9 @@
  * config: the service's settings, from flags and HCPIPE_* environment variables (flags win).
  *
  * config_load() validates every value and names the setting in its error message, so a bad value
- * stops the program at start.
+ * stops the program at start. The Athena engine's settings are the exception: config_load()
+ * accepts their flags (engine_athena_option()) and collects their text, and the engine checks
+ * them (config_athena_text(), engine_athena_settings_load()).
  */
 #ifndef HCPIPE_CONFIG_H
 #define HCPIPE_CONFIG_H
@@ -49,6 +51,13 @@ struct config {
     int connection_timeout_s;   /* a connection idle this long is closed, default 30 */
     int request_timeout_s;      /* a request's headers and body must arrive within this, 30 */
     int http_threads;           /* HTTP threads in the pool, default 4; 0 = one per connection */
+    /* Objects and results */
+    int source_s3;    /* --source s3: the local engine reads objects from S3 (default folder) */
+    char *output_uri; /* s3://bucket/prefix/ each result is also published to, or NULL */
+    /* The Athena engine's settings (engine_athena_option(i)), collected here and checked by
+     * engine_athena_settings_load() through config_athena_text() */
+    char **athena_texts; /* per option: its flag's text, else its variable's, else NULL */
+    size_t n_athena_texts;
 };
 
 /* Fills `cfg` from argv (the arguments after "serve") and the environment. On a bad value or
@@ -57,6 +66,11 @@ struct config {
  * --help was given (nothing printed; the caller prints config_usage()), 0 otherwise. In every
  * case `cfg` must be released with config_free(). */
 int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* The text of the Athena engine setting whose flag is `flag` (one of engine_athena_option()):
+ * the flag's value when it was given, else its environment variable's, else NULL. Borrowed from
+ * cfg. The text is not checked here: engine_athena_settings_load() checks it. */
+const char *config_athena_text(const struct config *cfg, const char *flag);
 
 /* Frees what config_load() allocated. */
 void config_free(struct config *cfg);

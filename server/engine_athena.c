@@ -52,6 +52,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,23 +139,35 @@ static void count_call(const char *op, int rc, const struct athena_error *e)
 
 const char *engine_athena_usage(void)
 {
-    return "Athena engine (--engine athena), from the environment:\n"
-           "  HCPIPE_SOURCE_URI             s3://bucket/prefix/ of the facility NDJSON (required)\n"
-           "  HCPIPE_ATHENA_DATABASE        Glue database, [a-z0-9_]{1,128} (hcpipe)\n"
-           "  HCPIPE_ATHENA_TABLE           Glue table, [a-z0-9_]{1,128} (facilities)\n"
-           "  HCPIPE_ATHENA_WORKGROUP       workgroup (primary)\n"
-           "  HCPIPE_ATHENA_OUTPUT          query output location s3://bucket/prefix/ (the\n"
-           "                                workgroup's when unset)\n"
-           "  HCPIPE_ATHENA_CATALOG         data catalog (AwsDataCatalog)\n"
-           "  HCPIPE_ATHENA_POLL_RATE       status calls per second over all jobs, 1..100 (5)\n"
-           "  HCPIPE_ATHENA_POLL_INITIAL_MS first status check after a start, ms (1000)\n"
-           "  HCPIPE_ATHENA_POLL_MAX_MS     longest interval between checks of a query (10000)\n"
-           "  HCPIPE_ATHENA_PRICE_PER_TB    USD per TiB scanned, for the cost estimate (5)\n"
-           "  HCPIPE_ATHENA_REQUEUE_DELAY_MS delay before a job refused for capacity runs\n"
-           "                                again, without spending an attempt (60000)\n"
-           "  HCPIPE_ATHENA_RESULTS         pages | csv | auto: read results with GetQueryResults\n"
-           "                                pages, or stream the CSV Athena wrote to S3 (auto:\n"
-           "                                the CSV from 1 MiB on) (pages)\n"
+    return "Athena engine (--engine athena); each flag has an environment variable, the flag\n"
+           "wins:\n"
+           "  --source-uri s3://B/P/  the facility NDJSON: the table's location; with\n"
+           "                          HCPIPE_SOURCE=s3, also the local engine's dataset prefix\n"
+           "                          (HCPIPE_SOURCE_URI, required for athena)\n"
+           "  --athena-database NAME  Glue database, [a-z0-9_]{1,128}\n"
+           "                          (HCPIPE_ATHENA_DATABASE, hcpipe)\n"
+           "  --athena-table NAME     Glue table, [a-z0-9_]{1,128} (HCPIPE_ATHENA_TABLE,\n"
+           "                          facilities)\n"
+           "  --athena-workgroup NAME workgroup, [A-Za-z0-9._-]{1,128}\n"
+           "                          (HCPIPE_ATHENA_WORKGROUP, primary)\n"
+           "  --athena-output s3://B/P/  query output location (HCPIPE_ATHENA_OUTPUT, the\n"
+           "                          workgroup's)\n"
+           "  --athena-catalog NAME   data catalog, [A-Za-z0-9_-]{1,128}\n"
+           "                          (HCPIPE_ATHENA_CATALOG, AwsDataCatalog)\n"
+           "  --athena-poll-rate N    status calls per second over all jobs, 1..100\n"
+           "                          (HCPIPE_ATHENA_POLL_RATE, 5)\n"
+           "  --athena-poll-initial-ms MS  first status check after a start, 10..60000\n"
+           "                          (HCPIPE_ATHENA_POLL_INITIAL_MS, 1000)\n"
+           "  --athena-poll-max-ms MS longest interval between checks of a query, 10..600000,\n"
+           "                          at least the initial one (HCPIPE_ATHENA_POLL_MAX_MS, 10000)\n"
+           "  --athena-requeue-delay-ms MS  delay before a job refused for capacity runs again,\n"
+           "                          without spending an attempt, 1..3600000\n"
+           "                          (HCPIPE_ATHENA_REQUEUE_DELAY_MS, 60000)\n"
+           "  --athena-results MODE   pages | csv | auto: read results with GetQueryResults\n"
+           "                          pages, or stream the CSV Athena wrote to S3 (auto: the\n"
+           "                          CSV from 1 MiB on) (HCPIPE_ATHENA_RESULTS, pages)\n"
+           "  --athena-price-per-tb USD  USD per TiB scanned, for the cost estimate, 0..1000\n"
+           "                          (HCPIPE_ATHENA_PRICE_PER_TB, 5)\n"
            "  AWS_REGION, AWS_ENDPOINT_URL_ATHENA, AWS_ACCESS_KEY_ID, ... as the AWS SDKs.\n";
 }
 
@@ -198,144 +211,266 @@ static int output_ok(const char *s)
     return 1;
 }
 
-static int env_int(const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out, char *err,
-                   size_t errlen)
+/*
+ * The settings table. A row is one setting: its flag and environment variable (the names the
+ * user can fix), its default (the text used when it is unset or empty), the parser that checks
+ * the text and stores it into the row's field of struct athena_settings, the integer range
+ * some parsers use, and what a good value looks like (for the message). The loader runs every
+ * row through one loop, then the checks that span two settings.
+ */
+enum parsed { PARSE_OK, PARSE_BAD, PARSE_NOMEM };
+
+struct option;
+typedef enum parsed (*option_parse)(const struct option *o, const char *v, void *field);
+
+struct option {
+    const char *flag;     /* "--athena-database" */
+    const char *env;      /* "HCPIPE_ATHENA_DATABASE" */
+    const char *def;      /* used when unset or empty; NULL: the field stays NULL/0 */
+    int required;         /* 1: unset (with no default) is an error */
+    option_parse parse;   /* checks `v` and stores it into `field` */
+    size_t field;         /* offsetof(struct athena_settings, ...) */
+    int64_t lo, hi;       /* accepted range of the numeric parsers */
+    const char *expected; /* "expected ..." text of the message */
+};
+
+static enum parsed store_text(const char *v, void *field)
 {
-    const char *v = getenv(name);
+    char **slot = field, *copy = strdup(v);
+
+    if (!copy)
+        return PARSE_NOMEM;
+    free(*slot);
+    *slot = copy;
+    return PARSE_OK;
+}
+
+static enum parsed parse_location(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    return athena_sql_location_ok(v) ? store_text(v, field) : PARSE_BAD;
+}
+
+static enum parsed parse_ident(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    return athena_sql_ident_ok(v) ? store_text(v, field) : PARSE_BAD;
+}
+
+static enum parsed parse_workgroup(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    return chars_ok(v, "._-", 128) ? store_text(v, field) : PARSE_BAD;
+}
+
+static enum parsed parse_catalog(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    return chars_ok(v, "_-", 128) ? store_text(v, field) : PARSE_BAD;
+}
+
+static enum parsed parse_output(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    return output_ok(v) ? store_text(v, field) : PARSE_BAD;
+}
+
+/* A whole decimal integer in [o->lo, o->hi]. */
+static int range_ok(const struct option *o, const char *v, int64_t *out)
+{
     char *end = NULL;
     long long x;
 
-    *out = def;
-    if (!v || !*v)
-        return 0;
     errno = 0;
     x = strtoll(v, &end, 10);
-    if (errno || *end || x < lo || x > hi) {
-        snprintf(err, errlen, "invalid %s \"%.64s\": expected an integer %lld..%lld", name, v,
-                 (long long)lo, (long long)hi);
-        return -1;
-    }
+    if (errno || end == v || *end || x < o->lo || x > o->hi)
+        return 0;
     *out = x;
+    return 1;
+}
+
+static enum parsed parse_int(const struct option *o, const char *v, void *field)
+{
+    int64_t x;
+
+    if (!range_ok(o, v, &x))
+        return PARSE_BAD;
+    *(int *)field = (int)x;
+    return PARSE_OK;
+}
+
+static enum parsed parse_ms(const struct option *o, const char *v, void *field)
+{
+    return range_ok(o, v, (int64_t *)field) ? PARSE_OK : PARSE_BAD;
+}
+
+/* A finite decimal number in [o->lo, o->hi]. */
+static enum parsed parse_price(const struct option *o, const char *v, void *field)
+{
+    char *end = NULL;
+    double x;
+
+    errno = 0;
+    x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < (double)o->lo || x > (double)o->hi)
+        return PARSE_BAD;
+    *(double *)field = x;
+    return PARSE_OK;
+}
+
+static enum parsed parse_results(const struct option *o, const char *v, void *field)
+{
+    (void)o;
+    if (strcmp(v, "pages") == 0)
+        *(int *)field = ATHENA_RESULTS_PAGES;
+    else if (strcmp(v, "csv") == 0)
+        *(int *)field = ATHENA_RESULTS_CSV;
+    else if (strcmp(v, "auto") == 0)
+        *(int *)field = ATHENA_RESULTS_AUTO;
+    else
+        return PARSE_BAD;
+    return PARSE_OK;
+}
+
+#define FIELD(f) offsetof(struct athena_settings, f)
+
+static const struct option options[] = {
+    {.flag = "--source-uri",
+     .env = "HCPIPE_SOURCE_URI",
+     .required = 1,
+     .parse = parse_location,
+     .field = FIELD(source_uri),
+     .expected = "s3://bucket/prefix/ (a valid bucket; a prefix ending in / of A-Z a-z 0-9 ! - "
+                 "_ . * ( ) /)"},
+    {.flag = "--athena-database",
+     .env = "HCPIPE_ATHENA_DATABASE",
+     .def = "hcpipe",
+     .parse = parse_ident,
+     .field = FIELD(database),
+     .expected = "1..128 of [a-z0-9_]"},
+    {.flag = "--athena-table",
+     .env = "HCPIPE_ATHENA_TABLE",
+     .def = "facilities",
+     .parse = parse_ident,
+     .field = FIELD(table),
+     .expected = "1..128 of [a-z0-9_]"},
+    {.flag = "--athena-workgroup",
+     .env = "HCPIPE_ATHENA_WORKGROUP",
+     .def = "primary",
+     .parse = parse_workgroup,
+     .field = FIELD(workgroup),
+     .expected = "1..128 of [A-Za-z0-9._-]"},
+    {.flag = "--athena-output",
+     .env = "HCPIPE_ATHENA_OUTPUT",
+     .parse = parse_output,
+     .field = FIELD(output),
+     .expected = "s3://bucket/prefix/ (printable, ending in /)"},
+    {.flag = "--athena-catalog",
+     .env = "HCPIPE_ATHENA_CATALOG",
+     .def = "AwsDataCatalog",
+     .parse = parse_catalog,
+     .field = FIELD(catalog),
+     .expected = "1..128 of [A-Za-z0-9_-]"},
+    {.flag = "--athena-poll-rate",
+     .env = "HCPIPE_ATHENA_POLL_RATE",
+     .def = "5",
+     .parse = parse_int,
+     .field = FIELD(poll_rate),
+     .lo = 1,
+     .hi = 100,
+     .expected = "an integer 1..100"},
+    {.flag = "--athena-poll-initial-ms",
+     .env = "HCPIPE_ATHENA_POLL_INITIAL_MS",
+     .def = "1000",
+     .parse = parse_ms,
+     .field = FIELD(poll_initial_ms),
+     .lo = 10,
+     .hi = 60000,
+     .expected = "an integer 10..60000"},
+    {.flag = "--athena-poll-max-ms",
+     .env = "HCPIPE_ATHENA_POLL_MAX_MS",
+     .def = "10000",
+     .parse = parse_ms,
+     .field = FIELD(poll_max_ms),
+     .lo = 10,
+     .hi = 600000,
+     .expected = "an integer 10..600000"},
+    {.flag = "--athena-requeue-delay-ms",
+     .env = "HCPIPE_ATHENA_REQUEUE_DELAY_MS",
+     .def = "60000",
+     .parse = parse_ms,
+     .field = FIELD(requeue_delay_ms),
+     .lo = 1,
+     .hi = 3600000,
+     .expected = "an integer 1..3600000"},
+    {.flag = "--athena-results",
+     .env = "HCPIPE_ATHENA_RESULTS",
+     .def = "pages",
+     .parse = parse_results,
+     .field = FIELD(results),
+     .expected = "pages, csv or auto"},
+    {.flag = "--athena-price-per-tb",
+     .env = "HCPIPE_ATHENA_PRICE_PER_TB",
+     .def = "5",
+     .parse = parse_price,
+     .field = FIELD(price_per_tb),
+     .lo = 0,
+     .hi = 1000,
+     .expected = "a number 0..1000"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+int engine_athena_option(size_t i, const char **flag, const char **env)
+{
+    if (i >= N_OPTIONS)
+        return -1;
+    *flag = options[i].flag;
+    *env = options[i].env;
     return 0;
 }
 
-static int env_str(const char *name, const char *def, char **out)
+const char *engine_athena_lookup_env(void *ctx, const char *flag, const char *env)
 {
-    const char *v = getenv(name);
-
-    *out = strdup(v && *v ? v : def);
-    return *out ? 0 : -1;
+    (void)ctx;
+    (void)flag;
+    return getenv(env);
 }
 
-int engine_athena_settings_load(struct athena_settings *s, char *err, size_t errlen)
+int engine_athena_settings_load(struct athena_settings *s, athena_lookup lookup, void *ctx,
+                                char *err, size_t errlen)
 {
-    const char *v;
-    int64_t n;
-    char *end = NULL;
-
     memset(s, 0, sizeof *s);
-    if (env_str("HCPIPE_SOURCE_URI", "", &s->source_uri) ||
-        env_str("HCPIPE_ATHENA_DATABASE", "hcpipe", &s->database) ||
-        env_str("HCPIPE_ATHENA_TABLE", "facilities", &s->table) ||
-        env_str("HCPIPE_ATHENA_WORKGROUP", "primary", &s->workgroup) ||
-        env_str("HCPIPE_ATHENA_CATALOG", "AwsDataCatalog", &s->catalog)) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (!athena_sql_location_ok(s->source_uri)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_SOURCE_URI \"%.200s\": expected s3://bucket/prefix/ (a valid "
-                 "bucket; a prefix ending in / of A-Z a-z 0-9 ! - _ . * ( ) /)",
-                 s->source_uri);
-        return -1;
-    }
-    if (!athena_sql_ident_ok(s->database)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_DATABASE \"%.200s\": expected 1..128 of "
-                 "[a-z0-9_]",
-                 s->database);
-        return -1;
-    }
-    if (!athena_sql_ident_ok(s->table)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_TABLE \"%.200s\": expected 1..128 of "
-                 "[a-z0-9_]",
-                 s->table);
-        return -1;
-    }
-    if (!chars_ok(s->workgroup, "._-", 128)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_WORKGROUP \"%.200s\": expected 1..128 of "
-                 "[A-Za-z0-9._-]",
-                 s->workgroup);
-        return -1;
-    }
-    if (!chars_ok(s->catalog, "_-", 128)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_CATALOG \"%.200s\": expected 1..128 of "
-                 "[A-Za-z0-9_-]",
-                 s->catalog);
-        return -1;
-    }
-    v = getenv("HCPIPE_ATHENA_OUTPUT");
-    if (v && *v) {
-        if (!output_ok(v)) {
-            snprintf(err, errlen,
-                     "invalid HCPIPE_ATHENA_OUTPUT \"%.200s\": expected "
-                     "s3://bucket/prefix/ (printable, ending in /)",
-                     v);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        const char *v = lookup(ctx, o->flag, o->env);
+        enum parsed p;
+
+        if (!v || !*v)
+            v = o->def;
+        if (!v) {
+            if (!o->required)
+                continue;
+            snprintf(err, errlen, "missing %s (%s): expected %s", o->flag, o->env, o->expected);
             return -1;
         }
-        s->output = strdup(v);
-        if (!s->output) {
+        p = o->parse(o, v, (char *)s + o->field);
+        if (p == PARSE_NOMEM) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
+        if (p == PARSE_BAD) {
+            snprintf(err, errlen, "invalid %s (%s) \"%.200s\": expected %s", o->flag, o->env, v,
+                     o->expected);
+            return -1;
+        }
     }
-    if (env_int("HCPIPE_ATHENA_POLL_RATE", 5, 1, 100, &n, err, errlen))
-        return -1;
-    s->poll_rate = (int)n;
-    if (env_int("HCPIPE_ATHENA_POLL_INITIAL_MS", 1000, 10, 60000, &s->poll_initial_ms, err,
-                errlen) ||
-        env_int("HCPIPE_ATHENA_POLL_MAX_MS", 10000, 10, 600000, &s->poll_max_ms, err, errlen) ||
-        env_int("HCPIPE_ATHENA_REQUEUE_DELAY_MS", 60000, 1, 3600000, &s->requeue_delay_ms, err,
-                errlen))
-        return -1;
     if (s->poll_max_ms < s->poll_initial_ms) {
         snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_POLL_MAX_MS %lld: below "
-                 "HCPIPE_ATHENA_POLL_INITIAL_MS %lld",
+                 "invalid --athena-poll-max-ms (HCPIPE_ATHENA_POLL_MAX_MS) %lld: below "
+                 "--athena-poll-initial-ms (HCPIPE_ATHENA_POLL_INITIAL_MS) %lld",
                  (long long)s->poll_max_ms, (long long)s->poll_initial_ms);
         return -1;
-    }
-    v = getenv("HCPIPE_ATHENA_RESULTS");
-    s->results = ATHENA_RESULTS_PAGES;
-    if (v && *v) {
-        if (strcmp(v, "csv") == 0) {
-            s->results = ATHENA_RESULTS_CSV;
-        } else if (strcmp(v, "auto") == 0) {
-            s->results = ATHENA_RESULTS_AUTO;
-        } else if (strcmp(v, "pages") != 0) {
-            snprintf(err, errlen,
-                     "invalid HCPIPE_ATHENA_RESULTS \"%.64s\": expected pages, csv "
-                     "or auto",
-                     v);
-            return -1;
-        }
-    }
-    s->price_per_tb = 5.0;
-    v = getenv("HCPIPE_ATHENA_PRICE_PER_TB");
-    if (v && *v) {
-        errno = 0;
-        s->price_per_tb = strtod(v, &end);
-        if (errno || *end || !isfinite(s->price_per_tb) || s->price_per_tb < 0 ||
-            s->price_per_tb > 1000) {
-            snprintf(err, errlen,
-                     "invalid HCPIPE_ATHENA_PRICE_PER_TB \"%.64s\": expected a "
-                     "number 0..1000",
-                     v);
-            return -1;
-        }
     }
     return 0;
 }

@@ -3,22 +3,35 @@
  * for the API, server/athena_sql.h for every SQL text). Design notes at the top of
  * engine_athena.c.
  *
- * Settings come from the environment (engine_athena_settings_load()) and are all checked at
- * start, so a bad one stops `hcpipe serve` with a message naming it:
- *   HCPIPE_SOURCE_URI              s3://bucket/prefix/ of the facility NDJSON (required)
- *   HCPIPE_ATHENA_DATABASE         Glue database, [a-z0-9_]{1,128} (hcpipe)
- *   HCPIPE_ATHENA_TABLE            Glue table, [a-z0-9_]{1,128} (facilities)
- *   HCPIPE_ATHENA_WORKGROUP        [A-Za-z0-9._-]{1,128} (primary)
- *   HCPIPE_ATHENA_OUTPUT           query output location s3://bucket/prefix/ (unset: the
- *                                  workgroup's)
- *   HCPIPE_ATHENA_CATALOG          data catalog, [A-Za-z0-9_-]{1,128} (AwsDataCatalog)
- *   HCPIPE_ATHENA_POLL_RATE        status calls per second across all jobs, 1..100 (5)
- *   HCPIPE_ATHENA_POLL_INITIAL_MS  first status check after a start, 10..60000 (1000)
- *   HCPIPE_ATHENA_POLL_MAX_MS      longest interval between checks of one query (10000)
- *   HCPIPE_ATHENA_PRICE_PER_TB     USD per TiB scanned for the cost estimate (5)
- *   HCPIPE_ATHENA_REQUEUE_DELAY_MS delay before a job refused for capacity runs again (60000)
- *   HCPIPE_ATHENA_RESULTS          pages | csv | auto: GetQueryResults pages, the result CSV
- *                                  object streamed from S3, or the CSV from 1 MiB on (pages)
+ * Settings come from flags of `hcpipe serve` or the environment (the flag wins), through a
+ * lookup the caller supplies (engine_athena_settings_load()), and are all checked at start, so a
+ * bad one stops `hcpipe serve` with a message naming both the flag and the variable:
+ *   --source-uri               HCPIPE_SOURCE_URI              s3://bucket/prefix/ of the
+ *                                                             facility NDJSON (required)
+ *   --athena-database          HCPIPE_ATHENA_DATABASE         Glue database, [a-z0-9_]{1,128}
+ *                                                             (hcpipe)
+ *   --athena-table             HCPIPE_ATHENA_TABLE            Glue table, [a-z0-9_]{1,128}
+ *                                                             (facilities)
+ *   --athena-workgroup         HCPIPE_ATHENA_WORKGROUP        [A-Za-z0-9._-]{1,128} (primary)
+ *   --athena-output            HCPIPE_ATHENA_OUTPUT           query output location
+ *                                                             s3://bucket/prefix/ (unset: the
+ *                                                             workgroup's)
+ *   --athena-catalog           HCPIPE_ATHENA_CATALOG          [A-Za-z0-9_-]{1,128}
+ *                                                             (AwsDataCatalog)
+ *   --athena-poll-rate         HCPIPE_ATHENA_POLL_RATE        status calls per second across
+ *                                                             all jobs, 1..100 (5)
+ *   --athena-poll-initial-ms   HCPIPE_ATHENA_POLL_INITIAL_MS  first status check after a start,
+ *                                                             10..60000 (1000)
+ *   --athena-poll-max-ms       HCPIPE_ATHENA_POLL_MAX_MS      longest interval between checks of
+ *                                                             one query (10000)
+ *   --athena-requeue-delay-ms  HCPIPE_ATHENA_REQUEUE_DELAY_MS delay before a job refused for
+ *                                                             capacity runs again (60000)
+ *   --athena-results           HCPIPE_ATHENA_RESULTS          pages | csv | auto: GetQueryResults
+ *                                                             pages, the result CSV object
+ *                                                             streamed from S3, or the CSV from
+ *                                                             1 MiB on (pages)
+ *   --athena-price-per-tb      HCPIPE_ATHENA_PRICE_PER_TB     USD per TiB scanned for the cost
+ *                                                             estimate, 0..1000 (5)
  * AWS region, credentials and endpoints follow the SDKs (AWS_REGION, AWS_ENDPOINT_URL_ATHENA...).
  */
 #ifndef HCPIPE_ENGINE_ATHENA_H
@@ -50,9 +63,23 @@ struct athena_settings {
 /* The usage lines of the settings above, for `hcpipe serve --help` (static). */
 const char *engine_athena_usage(void);
 
-/* Fills *s from the environment with defaults, checking each value. Returns 0, or -1 with a
- * message naming the variable in err. Release with engine_athena_settings_free() either way. */
-int engine_athena_settings_load(struct athena_settings *s, char *err, size_t errlen);
+/* Where a setting's text comes from: returns the text of the setting named `flag` on the command
+ * line and `env` in the environment, or NULL when it is not given (borrowed; it must stay valid
+ * until engine_athena_settings_load() returns). An empty text counts as not given. */
+typedef const char *(*athena_lookup)(void *ctx, const char *flag, const char *env);
+
+/* An athena_lookup that reads the environment only (getenv(env); ctx and flag unused). */
+const char *engine_athena_lookup_env(void *ctx, const char *flag, const char *env);
+
+/* The i-th setting's flag ("--athena-table") and variable ("HCPIPE_ATHENA_TABLE"), static
+ * strings, for whoever parses the command line. Returns 0, or -1 when i is past the last one. */
+int engine_athena_option(size_t i, const char **flag, const char **env);
+
+/* Fills *s from lookup(ctx, flag, env) for every setting, with defaults, checking each value.
+ * Returns 0, or -1 with a message naming the flag and the variable in err (settings are not
+ * secret: a bad value is quoted). Release with engine_athena_settings_free() either way. */
+int engine_athena_settings_load(struct athena_settings *s, athena_lookup lookup, void *ctx,
+                                char *err, size_t errlen);
 void engine_athena_settings_free(struct athena_settings *s);
 
 /* An Athena engine (settings copied). `data_dir` holds what it remembers (which configurations

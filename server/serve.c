@@ -5,8 +5,8 @@
  * webhook credential unless --insecure-dev-events, which is then logged as a warning),
  * SIGTERM/SIGINT/SIGHUP blocked in every thread (this thread collects them with sigwait()), the
  * TLS pair and the API tokens (bad ones exit 2 naming the setting), the data dir, the job store
- * (<data_dir>/jobs.db), the engine (local, or athena with its HCPIPE_ATHENA_* settings checked
- * first; S3 as the local engine's store with HCPIPE_SOURCE=s3), the bucket folder store (for the
+ * (<data_dir>/jobs.db), the engine (local, or athena with its --athena-* settings checked
+ * first; S3 as the local engine's store with --source s3), the bucket folder store (for the
  * event intake's key check), recovery of jobs that were running when the last process died, the
  * worker pool, one facility_metrics job per --seed so the sample is loaded into the warehouse
  * (an unchanged object is not loaded twice, so a restart with the same seeds costs little;
@@ -18,8 +18,9 @@
  * plus the file again). A reload that fails is logged and the old state kept.
  *
  * Shutdown on SIGTERM/SIGINT: stop the daemon (it stops accepting, lets running handlers
- * return and closes every connection), stop the workers at a safe point (an interrupted job stays running in the store
- * and is recovered at the next start), free the engine, close the store, exit 0.
+ * return and closes every connection), stop the workers at a safe point (an interrupted job stays
+ * running in the store and is recovered at the next start), free the engine, close the store, exit
+ * 0.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -63,59 +64,42 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Where objects come from and results go (HCPIPE_SOURCE, HCPIPE_SOURCE_URI, HCPIPE_OUTPUT_URI). */
+/* Where objects come from and results go (--source, --source-uri, --output-uri). */
 struct storage {
-    int source_s3;          /* HCPIPE_SOURCE=s3: the local engine reads S3 */
-    const char *source_uri; /* dataset prefix (borrowed from the environment), or NULL */
+    int source_s3;          /* --source s3 (local engine only): the local engine reads S3 */
+    const char *source_uri; /* dataset prefix (borrowed from the config), or NULL */
     struct objstore *out;   /* S3 store results are published through, or NULL */
-    char *out_bucket;       /* HCPIPE_OUTPUT_URI's bucket... */
+    char *out_bucket;       /* --output-uri's bucket... */
     char *out_prefix;       /* ...and prefix ("" or ending in '/') */
 };
 
-static const char storage_usage[] =
-    "Object sources and result outputs, from the environment:\n"
-    "  HCPIPE_SOURCE                 folder | s3: where the local engine reads objects (folder:\n"
-    "                                <data-dir>/buckets/<bucket>/<key>; s3: S3 or\n"
-    "                                AWS_ENDPOINT_URL_S3, streamed into the parser) (folder)\n"
-    "  HCPIPE_SOURCE_URI             s3://bucket/prefix/: with HCPIPE_SOURCE=s3, dataset-scope\n"
-    "                                jobs first load every object under it whose ETag changed\n"
-    "                                (and forget objects deleted from it)\n"
-    "  HCPIPE_OUTPUT_URI             s3://bucket/prefix/: each result is also published as\n"
-    "                                <prefix><query>/<job_id>.json and .csv (unset: not "
-    "published)\n";
-
-static int storage_load(struct storage *st, int athena, char *err, size_t errlen)
+/* An athena_lookup over the parsed command line and environment (ctx: the struct config). */
+static const char *config_lookup(void *ctx, const char *flag, const char *env)
 {
-    const char *src = getenv("HCPIPE_SOURCE"), *out = getenv("HCPIPE_OUTPUT_URI");
-    const char *uri = getenv("HCPIPE_SOURCE_URI");
+    (void)env; /* config_load() already read it when the flag was not given */
+    return config_athena_text(ctx, flag);
+}
+
+static int storage_load(struct storage *st, const struct config *cfg, int athena, char *err,
+                        size_t errlen)
+{
+    const char *out = cfg->output_uri, *uri = config_athena_text(cfg, "--source-uri");
 
     memset(st, 0, sizeof *st);
-    if (src && *src && strcmp(src, "folder") != 0 && strcmp(src, "s3") != 0) {
-        snprintf(err, errlen, "invalid HCPIPE_SOURCE \"%.64s\": expected folder or s3", src);
-        return -1;
-    }
-    st->source_s3 = !athena && src && strcmp(src, "s3") == 0;
+    st->source_s3 = !athena && cfg->source_s3;
     if (st->source_s3 && uri && *uri) {
         if (!athena_sql_location_ok(uri)) {
             snprintf(err, errlen,
-                     "invalid HCPIPE_SOURCE_URI \"%.200s\": expected "
+                     "invalid --source-uri (HCPIPE_SOURCE_URI) \"%.200s\": expected "
                      "s3://bucket/prefix/",
                      uri);
             return -1;
         }
         st->source_uri = uri;
     }
-    if (out && *out) {
+    if (out) { /* s3://bucket/prefix/, checked by config_load() */
         const char *b = out + 5, *slash = strchr(b, '/');
 
-        if (!athena_sql_location_ok(out) || !slash) {
-            snprintf(err, errlen,
-                     "invalid HCPIPE_OUTPUT_URI \"%.200s\": expected "
-                     "s3://bucket/prefix/ (a valid bucket; a prefix ending in / of A-Z a-z 0-9 "
-                     "! - _ . * ( ) /)",
-                     out);
-            return -1;
-        }
         st->out_bucket = strndup(b, (size_t)(slash - b));
         st->out_prefix = strdup(slash + 1);
         if (!st->out_bucket || !st->out_prefix || objstore_s3_new(&st->out) != HC_OK) {
@@ -263,8 +247,6 @@ int serve_main(int argc, char **argv)
             fputs(config_usage(), stdout);
             fputs("\n", stdout);
             fputs(engine_athena_usage(), stdout);
-            fputs("\n", stdout);
-            fputs(storage_usage, stdout);
         } else
             fprintf(stderr, "hcpipe: %s\n", err);
         config_free(&cfg);
@@ -273,7 +255,7 @@ int serve_main(int argc, char **argv)
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
     if (strcmp(cfg.engine, "athena") == 0) {
         athena = 1;
-        if (engine_athena_settings_load(&aset, err, sizeof err) != 0) {
+        if (engine_athena_settings_load(&aset, config_lookup, &cfg, err, sizeof err) != 0) {
             fprintf(stderr, "hcpipe: athena engine: %s\n", err);
             engine_athena_settings_free(&aset);
             config_free(&cfg);
@@ -281,7 +263,7 @@ int serve_main(int argc, char **argv)
         }
     }
 
-    if (storage_load(&storage, athena, err, sizeof err) != 0) {
+    if (storage_load(&storage, &cfg, athena, err, sizeof err) != 0) {
         fprintf(stderr, "hcpipe: %s\n", err);
         storage_free(&storage);
         engine_athena_settings_free(&aset);

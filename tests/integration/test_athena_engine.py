@@ -84,7 +84,9 @@ def render(name, database="hcpipe", table="facilities", location=SOURCE_URI, as_
 class Server:
     """One `hcpipe serve --engine athena` process talking to an Athena peer."""
 
-    def __init__(self, data_dir, peer_env, env=None, args=()):
+    def __init__(self, data_dir, peer_env, env=None, args=(), athena_env=True):
+        """athena_env=False: no HCPIPE_ENGINE/HCPIPE_SOURCE_URI/HCPIPE_ATHENA_* variable; `args`
+        must configure the engine with flags."""
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = os.path.join(data_dir, "server-%d.log" % self.port)
@@ -92,11 +94,13 @@ class Server:
                 if not k.startswith(("HCPIPE_", "AWS_"))}
         full.update({"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE":
                      "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true",
-                     "HCPIPE_ENGINE": "athena", "HCPIPE_SOURCE_URI": SOURCE_URI,
-                     "HCPIPE_ATHENA_OUTPUT": "s3://hc-results/athena/",
-                     "HCPIPE_ATHENA_POLL_INITIAL_MS": "50", "HCPIPE_ATHENA_POLL_MAX_MS": "200",
-                     "HCPIPE_ATHENA_POLL_RATE": "20", "HCPIPE_ATHENA_REQUEUE_DELAY_MS": "300",
                      "HCPIPE_LOG_LEVEL": "debug", "HCPIPE_INSECURE_DEV_EVENTS": "1"})
+        if athena_env:
+            full.update({"HCPIPE_ENGINE": "athena", "HCPIPE_SOURCE_URI": SOURCE_URI,
+                         "HCPIPE_ATHENA_OUTPUT": "s3://hc-results/athena/",
+                         "HCPIPE_ATHENA_POLL_INITIAL_MS": "50",
+                         "HCPIPE_ATHENA_POLL_MAX_MS": "200", "HCPIPE_ATHENA_POLL_RATE": "20",
+                         "HCPIPE_ATHENA_REQUEUE_DELAY_MS": "300"})
         full.update(peer_env)
         full.update(env or {})
         self.log = open(self.log_path, "ab")
@@ -577,6 +581,83 @@ def test_bad_settings_stop_the_service():
     for name in ("HCPIPE_ATHENA_DATABASE", "HCPIPE_ATHENA_POLL_RATE", "HCPIPE_SOURCE_URI",
                  "HCPIPE_ATHENA_PRICE_PER_TB"):
         assert name.encode() in out, name
+
+
+def test_flags_alone_configure_the_engine():
+    """`hcpipe serve --engine athena` set up by flags only (no HCPIPE_ENGINE, HCPIPE_SOURCE_URI
+    or HCPIPE_ATHENA_* variable): the job succeeds and Athena sees the flags' values."""
+    source = "s3://hc-flags/data/"
+    args = ["--engine", "athena", "--source-uri", source, "--athena-database", "flagdb",
+            "--athena-table=flagtable", "--athena-workgroup", "wg-flags",
+            "--athena-output", "s3://hc-results/flags/", "--athena-catalog", "FlagCatalog",
+            "--athena-poll-rate", "20", "--athena-poll-initial-ms", "50",
+            "--athena-poll-max-ms", "200", "--athena-requeue-delay-ms", "300",
+            "--athena-results", "pages", "--athena-price-per-tb", "2"]
+    FA.plan_for(render("accredited_by_state", database="flagdb", table="flagtable",
+                       location=source)[-60:], columns=COLUMNS["accredited_by_state"],
+                rows=[["TX", "2", "40", "3"]],
+                statistics={"DataScannedInBytes": 1024 ** 4, "EngineExecutionTimeInMillis": 5})
+    data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-flags-")
+    srv = Server(data_dir, fake_env(FA), args=args, athena_env=False)
+    try:
+        job = srv.submit(query="accredited_by_state")
+        done = srv.wait_job(job["id"])
+        doc, _ = srv.result(job["id"])
+    finally:
+        assert srv.stop() == 0, srv.read_log()
+    assert done["attempts"] == 1 and done["stats"]["engine"] == "athena", done
+    assert doc["rows"] == [{"state": "TX", "facility_count": 2, "total_employees": 40,
+                            "valid_accreditations": 3}], doc["rows"]
+    assert abs(done["stats"]["estimated_cost_usd"] - 2.0) < 1e-9, done["stats"]  # 1 TiB at 2
+    dml = starts(FA, "hcpipe-" + job["id"])
+    assert len(dml) == 1, dml
+    body = dml[0]["body"]
+    assert body["QueryString"] == render("accredited_by_state", database="flagdb",
+                                         table="flagtable", location=source), body
+    assert body["QueryExecutionContext"] == {"Database": "flagdb", "Catalog": "FlagCatalog"}
+    assert body["ResultConfiguration"] == {"OutputLocation": "s3://hc-results/flags/"}, body
+    assert body["WorkGroup"] == "wg-flags", body
+    ddl = ddl_starts(FA)
+    assert [d["body"]["QueryString"] for d in ddl] == [
+        render("create_database", database="flagdb", table="flagtable", location=source),
+        render("create_table", database="flagdb", table="flagtable", location=source)], ddl
+    no_violations(FA)
+
+
+def test_bad_flags_stop_the_service_naming_flag_and_variable():
+    d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
+    for args, flag, var in (
+            ([], "--source-uri", "HCPIPE_SOURCE_URI"),
+            (["--source-uri", "s3://hc-data/x'/"], "--source-uri", "HCPIPE_SOURCE_URI"),
+            (["--athena-table", "T"], "--athena-table", "HCPIPE_ATHENA_TABLE"),
+            (["--athena-catalog=a b"], "--athena-catalog", "HCPIPE_ATHENA_CATALOG"),
+            (["--athena-results", "rows"], "--athena-results", "HCPIPE_ATHENA_RESULTS"),
+            (["--athena-poll-initial-ms", "9"], "--athena-poll-initial-ms",
+             "HCPIPE_ATHENA_POLL_INITIAL_MS"),
+            (["--athena-requeue-delay-ms", "0"], "--athena-requeue-delay-ms",
+             "HCPIPE_ATHENA_REQUEUE_DELAY_MS")):
+        if flag != "--source-uri":
+            args = ["--source-uri", SOURCE_URI] + args
+        p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", d,
+                            "--insecure-dev-events", "--engine", "athena"] + args,
+                           env=env, capture_output=True, timeout=30)
+        err = p.stderr.decode()
+        assert p.returncode == 2, (args, p.returncode, err)
+        assert flag in err and var in err, (args, err)
+    # A flag beats its variable, even a bad one: the service gets past the settings.
+    env["HCPIPE_ATHENA_TABLE"] = "Bad Table"
+    p = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", d, "--engine",
+                        "athena", "--source-uri", SOURCE_URI, "--athena-table", "good",
+                        "--athena-poll-rate", "x"], env=env, capture_output=True, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode == 2 and "--athena-poll-rate" in err and "TABLE" not in err, err
+    out = subprocess.run([BIN, "serve", "--help"], capture_output=True, timeout=30).stdout
+    for flag in ("--source-uri", "--athena-database", "--athena-table", "--athena-workgroup",
+                 "--athena-output", "--athena-catalog", "--athena-poll-rate",
+                 "--athena-poll-initial-ms", "--athena-poll-max-ms", "--athena-requeue-delay-ms",
+                 "--athena-results", "--athena-price-per-tb"):
+        assert flag.encode() in out, flag
 
 
 # ---- the whole flow against moto_server with IAM authentication on ---------------------------

@@ -103,16 +103,23 @@ def folder_reference(objects):
 REF = None
 
 
-def check_peer(name, s3, env, source_uri="s3://hc-data/facilities/", outside=True):
-    """The S3 source on one peer: same results as the folder, ETag-driven loads, publishing."""
+def check_peer(name, s3, env, source_uri="s3://hc-data/facilities/", outside=True,
+               by_flags=False):
+    """The S3 source on one peer: same results as the folder, ETag-driven loads, publishing.
+    by_flags: --source, --source-uri and --output-uri instead of their variables."""
     for b in ("hc-data", "hc-out"):
         s3.create_bucket(Bucket=b)
     for key, data in list(OBJECTS.items()) + (list(OUTSIDE.items()) if outside else []):
         s3.put_object(Bucket="hc-data", Key=key, Body=data)
     d = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-s3src-%s-" % name)
-    srv = Server(d, env, dict(LOCAL, HCPIPE_SOURCE="s3",
-                              HCPIPE_SOURCE_URI=source_uri,
-                              HCPIPE_OUTPUT_URI="s3://hc-out/results/"))
+    if by_flags:
+        srv = Server(d, env, LOCAL, args=["--source", "s3", "--source-uri", source_uri,
+                                          "--output-uri", "s3://hc-out/results/"],
+                     athena_env=False)
+    else:
+        srv = Server(d, env, dict(LOCAL, HCPIPE_SOURCE="s3",
+                                  HCPIPE_SOURCE_URI=source_uri,
+                                  HCPIPE_OUTPUT_URI="s3://hc-out/results/"))
     try:
         got = run_queries(srv)
         first = got["facility_metrics"][0]["stats"]
@@ -170,7 +177,8 @@ def test_moto_with_iam_auth():
                "AWS_SECRET_ACCESS_KEY": peer.secret_key, "AWS_REGION": peer.region}
         # moto's signature check fails on query values needing %XX (a '/' in the list prefix),
         # so on moto the dataset is the whole bucket, holding only the facility objects.
-        check_peer("moto", peer.client("s3"), env, source_uri="s3://hc-data/", outside=False)
+        check_peer("moto", peer.client("s3"), env, source_uri="s3://hc-data/", outside=False,
+                   by_flags=True)
     finally:
         peer.stop()
 
@@ -209,6 +217,17 @@ def test_bad_source_settings_stop_the_service():
                             "serve", "--listen", "127.0.0.1:0", "--data-dir", d],
                            env=full, capture_output=True, timeout=30)
         assert p.returncode == 2 and name in p.stderr.decode(), (env, p.returncode, p.stderr)
+    for args, names in ((["--source", "ftp"], ["--source"]),
+                        (["--source", "s3", "--source-uri", "s3://x/"],
+                         ["--source-uri", "HCPIPE_SOURCE_URI"]),
+                        (["--output-uri", "s3://hc-out/a'b/"], ["--output-uri"])):
+        full = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
+        p = subprocess.run([os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe")),
+                            "serve", "--listen", "127.0.0.1:0", "--data-dir", d,
+                            "--insecure-dev-events"] + args,
+                           env=full, capture_output=True, timeout=30)
+        err = p.stderr.decode()
+        assert p.returncode == 2 and all(n in err for n in names), (args, p.returncode, err)
 
 
 def main():

@@ -39,6 +39,8 @@ static const char *const vars[] = {"HCPIPE_LISTEN",
                                    "HCPIPE_CONNECTION_TIMEOUT",
                                    "HCPIPE_REQUEST_TIMEOUT",
                                    "HCPIPE_HTTP_THREADS",
+                                   "HCPIPE_SOURCE",
+                                   "HCPIPE_OUTPUT_URI",
                                    NULL};
 
 static int clear_env(void **state)
@@ -189,6 +191,94 @@ static void config_help(void **state)
     config_free(&cfg);
     for (size_t i = 0; vars[i]; i++)
         assert_non_null(strstr(u, vars[i]));
+}
+
+/* The Athena engine's flags are accepted and their text collected (flag over variable), unchecked:
+ * the engine checks them (tests/unit/test_engine_athena.c). */
+static void config_athena_flags_collected(void **state)
+{
+    struct config cfg;
+    char err[256];
+    const char *const none[] = {"serve", NULL};
+    const char *const flags[] = {"serve", "--athena-table", "from_flag", "--athena-poll-rate=x",
+                                 NULL};
+    const char *const dangling[] = {"serve", "--athena-table", NULL};
+    const char *const unknown[] = {"serve", "--athena-tables", "x", NULL};
+
+    (void)state;
+    unsetenv("HCPIPE_ATHENA_TABLE");
+    unsetenv("HCPIPE_ATHENA_POLL_RATE");
+    unsetenv("HCPIPE_SOURCE_URI");
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_null(config_athena_text(&cfg, "--athena-table"));
+    assert_null(config_athena_text(&cfg, "--source-uri"));
+    assert_null(config_athena_text(&cfg, "--not-an-athena-flag"));
+    config_free(&cfg);
+    setenv("HCPIPE_ATHENA_TABLE", "from_env", 1);
+    setenv("HCPIPE_SOURCE_URI", "s3://b-x/p/", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_string_equal(config_athena_text(&cfg, "--athena-table"), "from_env");
+    assert_string_equal(config_athena_text(&cfg, "--source-uri"), "s3://b-x/p/");
+    config_free(&cfg);
+    /* Flags beat the variables, both spellings; a bad value is not config's business. */
+    setenv("HCPIPE_ATHENA_POLL_RATE", "7", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 4, flags), 0);
+    assert_string_equal(config_athena_text(&cfg, "--athena-table"), "from_flag");
+    assert_string_equal(config_athena_text(&cfg, "--athena-poll-rate"), "x");
+    assert_string_equal(config_athena_text(&cfg, "--source-uri"), "s3://b-x/p/");
+    assert_string_equal(cfg.engine, "local");
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 2, dangling), -1);
+    assert_non_null(strstr(err, "--athena-table needs a value"));
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, unknown), -1);
+    assert_non_null(strstr(err, "unknown option \"--athena-tables\""));
+    config_free(&cfg);
+    unsetenv("HCPIPE_ATHENA_TABLE");
+    unsetenv("HCPIPE_ATHENA_POLL_RATE");
+    unsetenv("HCPIPE_SOURCE_URI");
+}
+
+/* --source and --output-uri: defaults, both names, bad values named as written. */
+static void config_objects_and_results(void **state)
+{
+    struct config cfg;
+    char err[512];
+    const char *const none[] = {"serve", NULL};
+    const char *const flags[] = {"serve", "--source", "s3", "--output-uri=s3://out-b/r/", NULL};
+    const char *const empty[] = {"serve", "--source=", "--output-uri=", NULL};
+    const char *const bad_src[] = {"serve", "--source", "ftp", NULL};
+    const char *const bad_out[] = {"serve", "--output-uri", "s3://out-b/a'b/", NULL};
+
+    (void)state;
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_int_equal(cfg.source_s3, 0);
+    assert_null(cfg.output_uri);
+    config_free(&cfg);
+    setenv("HCPIPE_SOURCE", "s3", 1);
+    setenv("HCPIPE_OUTPUT_URI", "s3://env-b/x/", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), 0);
+    assert_int_equal(cfg.source_s3, 1);
+    assert_string_equal(cfg.output_uri, "s3://env-b/x/");
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 4, flags), 0);
+    assert_int_equal(cfg.source_s3, 1);
+    assert_string_equal(cfg.output_uri, "s3://out-b/r/");
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, empty), 0); /* empty flags: the defaults */
+    assert_int_equal(cfg.source_s3, 0);
+    assert_null(cfg.output_uri);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, bad_src), -1);
+    assert_string_equal(err, "invalid --source \"ftp\": expected folder or s3");
+    config_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, bad_out), -1);
+    assert_non_null(strstr(err, "invalid --output-uri \"s3://out-b/a'b/\": expected s3://"));
+    config_free(&cfg);
+    setenv("HCPIPE_OUTPUT_URI", "s3://x", 1);
+    assert_int_equal(load(&cfg, err, sizeof err, 1, none), -1);
+    assert_non_null(strstr(err, "invalid HCPIPE_OUTPUT_URI \"s3://x\""));
+    config_free(&cfg);
 }
 
 static void config_check_source_rules(void **state)
@@ -344,6 +434,8 @@ int main(void)
         cmocka_unit_test_setup(config_seeds_env_and_flags, clear_env),
         cmocka_unit_test_setup(config_help, clear_env),
         cmocka_unit_test_setup(config_check_source_rules, clear_env),
+        cmocka_unit_test_setup(config_athena_flags_collected, clear_env),
+        cmocka_unit_test_setup(config_objects_and_results, clear_env),
         cmocka_unit_test_setup(config_edge_settings, clear_env),
         cmocka_unit_test_setup(config_event_defaults_and_lists, clear_env),
         cmocka_unit_test_setup(config_webhook_secrets_never_echoed, clear_env),

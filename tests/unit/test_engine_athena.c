@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "fake_http.h"
+#include "server/config.h"
 #include "server/engine_athena.h"
 #include "server/error.h"
 #include "server/sys.h"
@@ -65,7 +66,8 @@ static struct engine *new_engine_polling(const char *initial_ms)
     setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", initial_ms, 1);
     setenv("HCPIPE_ATHENA_POLL_MAX_MS", "60000", 1);
     setenv("HCPIPE_ATHENA_POLL_RATE", "100", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), 0);
     assert_int_equal(engine_athena_new(data_dir, &s, &e), HC_OK);
     engine_athena_settings_free(&s);
     return e;
@@ -142,11 +144,13 @@ static void engine_athena_settings_are_checked(void **state)
 
     (void)state;
     clear_settings_env();
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_SOURCE_URI"));
     engine_athena_settings_free(&s);
     setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), 0);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), 0);
     assert_string_equal(s.database, "hcpipe");
     assert_string_equal(s.workgroup, "primary");
     assert_int_equal(s.poll_rate, 5);
@@ -154,20 +158,306 @@ static void engine_athena_settings_are_checked(void **state)
     assert_null(s.output);
     engine_athena_settings_free(&s);
     setenv("HCPIPE_ATHENA_TABLE", "x; DROP", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_TABLE"));
     engine_athena_settings_free(&s);
     unsetenv("HCPIPE_ATHENA_TABLE");
     setenv("HCPIPE_ATHENA_POLL_RATE", "1000", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_POLL_RATE"));
     engine_athena_settings_free(&s);
     unsetenv("HCPIPE_ATHENA_POLL_RATE");
     setenv("HCPIPE_ATHENA_OUTPUT", "s3://results/a b/", 1);
-    assert_int_equal(engine_athena_settings_load(&s, err, sizeof err), -1);
+    assert_int_equal(
+        engine_athena_settings_load(&s, engine_athena_lookup_env, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "HCPIPE_ATHENA_OUTPUT"));
     engine_athena_settings_free(&s);
     clear_settings_env();
+}
+
+/* ---- the settings loader: through config_load() as `hcpipe serve` does it ---------------- */
+
+/* serve.c's lookup: the text config_load() collected (the flag's, else the variable's). */
+static const char *cfg_lookup(void *ctx, const char *flag, const char *env)
+{
+    (void)env;
+    return config_athena_text(ctx, flag);
+}
+
+/* Loads the settings from argv (NULL-terminated, "serve" first) and the environment. */
+static int load_args(struct athena_settings *s, const char *const *args, char *err, size_t n)
+{
+    struct config cfg;
+    char *argv[16] = {0};
+    int argc = 0, rc;
+
+    while (args[argc]) {
+        assert_true(argc < 15);
+        argv[argc] = strdup(args[argc]);
+        argc++;
+    }
+    rc = config_load(&cfg, argc, argv, err, n);
+    if (rc == 0)
+        rc = engine_athena_settings_load(s, cfg_lookup, &cfg, err, n);
+    else
+        memset(s, 0, sizeof *s);
+    config_free(&cfg);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    return rc;
+}
+
+/* clear_settings_env() and the one it leaves (tests set HCPIPE_ATHENA_RESULTS around
+ * new_engine()). */
+static void clear_all_settings_env(void)
+{
+    clear_settings_env();
+    unsetenv("HCPIPE_ATHENA_RESULTS");
+}
+
+/* One setting: a good value, another good one, a bad one, and its default (NULL: none). */
+struct setting_case {
+    const char *flag, *env, *good, *other, *bad, *def;
+};
+
+static const struct setting_case settings_cases[] = {
+    {"--source-uri", "HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", "s3://other-b/x/y/",
+     "s3://hc-data/x'/", NULL},
+    {"--athena-database", "HCPIPE_ATHENA_DATABASE", "db_one", "db_two", "a\"b", "hcpipe"},
+    {"--athena-table", "HCPIPE_ATHENA_TABLE", "t_one", "t_two", "x; DROP", "facilities"},
+    {"--athena-workgroup", "HCPIPE_ATHENA_WORKGROUP", "wg.one", "wg-two", "a b", "primary"},
+    {"--athena-output", "HCPIPE_ATHENA_OUTPUT", "s3://out-one/a/", "s3://out-two/", "s3://x", NULL},
+    {"--athena-catalog", "HCPIPE_ATHENA_CATALOG", "cat_one", "cat-two", "c.at", "AwsDataCatalog"},
+    {"--athena-poll-rate", "HCPIPE_ATHENA_POLL_RATE", "7", "100", "101", "5"},
+    {"--athena-poll-initial-ms", "HCPIPE_ATHENA_POLL_INITIAL_MS", "20", "500", "9", "1000"},
+    {"--athena-poll-max-ms", "HCPIPE_ATHENA_POLL_MAX_MS", "600000", "5000", "600001", "10000"},
+    {"--athena-requeue-delay-ms", "HCPIPE_ATHENA_REQUEUE_DELAY_MS", "1", "3600000", "0", "60000"},
+    {"--athena-results", "HCPIPE_ATHENA_RESULTS", "csv", "auto", "rows", "pages"},
+    {"--athena-price-per-tb", "HCPIPE_ATHENA_PRICE_PER_TB", "2.5", "0", "-1", "5"},
+};
+
+#define N_CASES (sizeof settings_cases / sizeof settings_cases[0])
+
+/* The field a setting fills, as text ("" for NULL), to compare with what was given. */
+static const char *field_text(const struct athena_settings *s, const char *env, char *buf, size_t n)
+{
+    static const char *const results[] = {"pages", "csv", "auto"};
+
+    if (strcmp(env, "HCPIPE_SOURCE_URI") == 0)
+        return s->source_uri ? s->source_uri : "";
+    if (strcmp(env, "HCPIPE_ATHENA_DATABASE") == 0)
+        return s->database;
+    if (strcmp(env, "HCPIPE_ATHENA_TABLE") == 0)
+        return s->table;
+    if (strcmp(env, "HCPIPE_ATHENA_WORKGROUP") == 0)
+        return s->workgroup;
+    if (strcmp(env, "HCPIPE_ATHENA_OUTPUT") == 0)
+        return s->output ? s->output : "";
+    if (strcmp(env, "HCPIPE_ATHENA_CATALOG") == 0)
+        return s->catalog;
+    if (strcmp(env, "HCPIPE_ATHENA_POLL_RATE") == 0)
+        snprintf(buf, n, "%d", s->poll_rate);
+    else if (strcmp(env, "HCPIPE_ATHENA_POLL_INITIAL_MS") == 0)
+        snprintf(buf, n, "%lld", (long long)s->poll_initial_ms);
+    else if (strcmp(env, "HCPIPE_ATHENA_POLL_MAX_MS") == 0)
+        snprintf(buf, n, "%lld", (long long)s->poll_max_ms);
+    else if (strcmp(env, "HCPIPE_ATHENA_REQUEUE_DELAY_MS") == 0)
+        snprintf(buf, n, "%lld", (long long)s->requeue_delay_ms);
+    else if (strcmp(env, "HCPIPE_ATHENA_RESULTS") == 0)
+        snprintf(buf, n, "%s", s->results >= 0 && s->results < 3 ? results[s->results] : "?");
+    else if (strcmp(env, "HCPIPE_ATHENA_PRICE_PER_TB") == 0)
+        snprintf(buf, n, "%g", s->price_per_tb);
+    else
+        fail_msg("no field for %s", env);
+    return buf;
+}
+
+/* The source is required; everything else has the documented default. */
+static void engine_athena_settings_defaults(void **state)
+{
+    const char *const none[] = {"serve", NULL};
+    const char *const src[] = {"serve", "--source-uri", "s3://hc-data/facilities/", NULL};
+    struct athena_settings s;
+    char err[512], buf[64];
+
+    (void)state;
+    clear_all_settings_env();
+    assert_int_equal(load_args(&s, none, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--source-uri"));
+    assert_non_null(strstr(err, "HCPIPE_SOURCE_URI"));
+    assert_non_null(strstr(err, "missing"));
+    engine_athena_settings_free(&s);
+    assert_int_equal(load_args(&s, src, err, sizeof err), 0);
+    for (size_t i = 1; i < N_CASES; i++)
+        assert_string_equal(field_text(&s, settings_cases[i].env, buf, sizeof buf),
+                            settings_cases[i].def ? settings_cases[i].def : "");
+    assert_null(s.output);
+    assert_int_equal(s.results, ATHENA_RESULTS_PAGES);
+    engine_athena_settings_free(&s);
+}
+
+/* Each setting from its variable, from its flag (both spellings), and the flag over the
+ * variable; an empty flag is given too (the default, whatever the variable says). */
+static void engine_athena_settings_flag_or_env(void **state)
+{
+    struct athena_settings s;
+    char err[512], buf[64], eq[256];
+
+    (void)state;
+    for (size_t i = 0; i < N_CASES; i++) {
+        const struct setting_case *c = &settings_cases[i];
+        const char *const plain[] = {"serve", "--source-uri", "s3://hc-data/facilities/", NULL};
+        const char *const flag[] = {"serve", "--source-uri", "s3://hc-data/facilities/",
+                                    c->flag, c->other,       NULL};
+        const char *argv_eq[] = {"serve", "--source-uri", "s3://hc-data/facilities/", eq, NULL};
+
+        clear_all_settings_env();
+        setenv(c->env, c->good, 1);
+        assert_int_equal(load_args(&s, plain, err, sizeof err), 0);
+        if (i > 0) /* plain names --source-uri itself */
+            assert_string_equal(field_text(&s, c->env, buf, sizeof buf), c->good);
+        engine_athena_settings_free(&s);
+        /* The flag beats the variable. */
+        assert_int_equal(load_args(&s, flag, err, sizeof err), 0);
+        assert_string_equal(field_text(&s, c->env, buf, sizeof buf), c->other);
+        engine_athena_settings_free(&s);
+        /* The flag alone, as --flag=value; and beating a bad variable. */
+        unsetenv(c->env);
+        snprintf(eq, sizeof eq, "%s=%s", c->flag, c->other);
+        assert_int_equal(load_args(&s, argv_eq, err, sizeof err), 0);
+        assert_string_equal(field_text(&s, c->env, buf, sizeof buf), c->other);
+        engine_athena_settings_free(&s);
+        setenv(c->env, c->bad, 1);
+        assert_int_equal(load_args(&s, argv_eq, err, sizeof err), 0);
+        assert_string_equal(field_text(&s, c->env, buf, sizeof buf), c->other);
+        engine_athena_settings_free(&s);
+        if (c->def) { /* an empty flag means the default */
+            snprintf(eq, sizeof eq, "%s=", c->flag);
+            assert_int_equal(load_args(&s, argv_eq, err, sizeof err), 0);
+            assert_string_equal(field_text(&s, c->env, buf, sizeof buf), c->def);
+            engine_athena_settings_free(&s);
+        }
+    }
+    clear_all_settings_env();
+}
+
+/* A bad value is refused, from the variable or the flag, with a message naming both names and
+ * quoting the value. */
+static void engine_athena_settings_refuse_bad_values(void **state)
+{
+    struct athena_settings s;
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < N_CASES; i++) {
+        const struct setting_case *c = &settings_cases[i];
+        const char *const plain[] = {"serve", "--source-uri", "s3://hc-data/facilities/", NULL};
+        const char *const flag[] = {"serve", "--source-uri", "s3://hc-data/facilities/",
+                                    c->flag, c->bad,         NULL};
+
+        clear_all_settings_env();
+        setenv(c->env, c->bad, 1);
+        if (i > 0) {
+            err[0] = '\0';
+            assert_int_equal(load_args(&s, plain, err, sizeof err), -1);
+            assert_non_null(strstr(err, c->flag));
+            assert_non_null(strstr(err, c->env));
+            assert_non_null(strstr(err, "expected"));
+            engine_athena_settings_free(&s);
+        }
+        unsetenv(c->env);
+        err[0] = '\0';
+        assert_int_equal(load_args(&s, flag, err, sizeof err), -1);
+        assert_non_null(strstr(err, c->flag));
+        assert_non_null(strstr(err, c->env));
+        assert_non_null(strstr(err, c->bad));
+        engine_athena_settings_free(&s);
+    }
+    clear_all_settings_env();
+}
+
+/* The numeric ranges are the ones the messages state: each bound is accepted, one past it is
+ * refused with that range in the message. */
+static void engine_athena_settings_numeric_bounds(void **state)
+{
+    static const struct {
+        const char *flag;
+        long long lo, hi;
+    } ranges[] = {{"--athena-poll-rate", 1, 100},
+                  {"--athena-poll-initial-ms", 10, 60000},
+                  {"--athena-poll-max-ms", 10, 600000},
+                  {"--athena-requeue-delay-ms", 1, 3600000}};
+    struct athena_settings s;
+    char err[512], val[32], range[64];
+
+    (void)state;
+    clear_all_settings_env();
+    setenv("HCPIPE_SOURCE_URI", "s3://hc-data/facilities/", 1);
+    setenv("HCPIPE_ATHENA_POLL_INITIAL_MS", "10", 1); /* so neither bounds the other here */
+    setenv("HCPIPE_ATHENA_POLL_MAX_MS", "600000", 1);
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        const char *const argv[] = {"serve", ranges[i].flag, val, NULL};
+        long long cand[4] = {ranges[i].lo, ranges[i].hi, ranges[i].lo - 1, ranges[i].hi + 1};
+
+        for (int k = 0; k < 4; k++) {
+            snprintf(val, sizeof val, "%lld", cand[k]);
+            err[0] = '\0';
+            assert_int_equal(load_args(&s, argv, err, sizeof err), k < 2 ? 0 : -1);
+            engine_athena_settings_free(&s);
+        }
+        /* hi + 1 was the last: the message states the range */
+        snprintf(range, sizeof range, "%lld..%lld", ranges[i].lo, ranges[i].hi);
+        assert_non_null(strstr(err, range));
+    }
+    /* The price: 0..1000, a finite number. */
+    {
+        const char *const bad[] = {"1000.5", "nan", "inf", "5 ", "", NULL};
+        const char *const argv[] = {"serve", "--athena-price-per-tb", val, NULL};
+
+        snprintf(val, sizeof val, "1000");
+        assert_int_equal(load_args(&s, argv, err, sizeof err), 0);
+        assert_true(s.price_per_tb == 1000.0);
+        engine_athena_settings_free(&s);
+        for (int k = 0; bad[k]; k++) {
+            snprintf(val, sizeof val, "%s", bad[k]);
+            assert_int_equal(load_args(&s, argv, err, sizeof err), *bad[k] ? -1 : 0);
+            engine_athena_settings_free(&s);
+        }
+    }
+    /* The poll interval's cap may not be below its start: the message names both. */
+    {
+        const char *const argv[] = {
+            "serve", "--athena-poll-initial-ms", "2000", "--athena-poll-max-ms", "1000", NULL};
+
+        assert_int_equal(load_args(&s, argv, err, sizeof err), -1);
+        assert_non_null(strstr(err, "--athena-poll-max-ms (HCPIPE_ATHENA_POLL_MAX_MS) 1000"));
+        assert_non_null(strstr(err, "--athena-poll-initial-ms (HCPIPE_ATHENA_POLL_INITIAL_MS)"));
+        engine_athena_settings_free(&s);
+    }
+    clear_all_settings_env();
+}
+
+/* Every setting is in the table, once, and in --help with its variable. */
+static void engine_athena_settings_listed(void **state)
+{
+    const char *u = engine_athena_usage(), *flag, *env;
+    size_t n = 0;
+
+    (void)state;
+    while (engine_athena_option(n, &flag, &env) == 0) {
+        int known = 0;
+
+        for (size_t i = 0; i < N_CASES; i++)
+            known += strcmp(settings_cases[i].flag, flag) == 0 &&
+                     strcmp(settings_cases[i].env, env) == 0;
+        assert_int_equal(known, 1);
+        assert_non_null(strstr(u, flag));
+        assert_non_null(strstr(u, env));
+        n++;
+    }
+    assert_int_equal(n, N_CASES);
 }
 
 static void engine_athena_reattaches_without_starting(void **state)
@@ -217,7 +507,7 @@ static void engine_athena_failure_classes(void **state)
         const char *status; /* the batch answer's Status member */
         int want;
         const char *detail;
-    } cases[] = {
+    } fail_cases[] = {
         {"{\"State\":\"FAILED\",\"AthenaError\":{\"ErrorCategory\":1,\"ErrorType\":401,"
          "\"Retryable\":true,\"ErrorMessage\":\"exhausted resources\"}}",
          HC_EENGINETRANSIENT, "exhausted resources"},
@@ -231,7 +521,7 @@ static void engine_athena_failure_classes(void **state)
     };
 
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < sizeof fail_cases / sizeof fail_cases[0]; i++) {
         char body[1024];
         struct fake_resp r[1];
         struct fake_server *fs;
@@ -243,17 +533,17 @@ static void engine_athena_failure_classes(void **state)
         snprintf(body, sizeof body,
                  "{\"QueryExecutions\":[{\"QueryExecutionId\":\"q-%zu\",\"Status\":%s}],"
                  "\"UnprocessedQueryExecutionIds\":[]}",
-                 i, cases[i].status);
+                 i, fail_cases[i].status);
         r[0] = (struct fake_resp){200, CT, body};
         fs = fake_start(r, 1);
         env_for(fs);
         e = new_engine();
         snprintf(body + 900, 100, "q-%zu", i);
         assert_int_equal(e->ops->start(e, &job, body + 900, &h, &problem), HC_OK);
-        assert_int_equal(poll_until(e, &job, h, &stats, &problem), cases[i].want);
+        assert_int_equal(poll_until(e, &job, h, &stats, &problem), fail_cases[i].want);
         assert_non_null(problem);
         assert_non_null(
-            strstr(json_string_value(json_object_get(problem, "detail")), cases[i].detail));
+            strstr(json_string_value(json_object_get(problem, "detail")), fail_cases[i].detail));
         json_decref(problem);
         json_decref(stats);
         free(h);
@@ -539,6 +829,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(engine_athena_settings_are_checked),
+        cmocka_unit_test(engine_athena_settings_defaults),
+        cmocka_unit_test(engine_athena_settings_flag_or_env),
+        cmocka_unit_test(engine_athena_settings_refuse_bad_values),
+        cmocka_unit_test(engine_athena_settings_numeric_bounds),
+        cmocka_unit_test(engine_athena_settings_listed),
         cmocka_unit_test_setup_teardown(engine_athena_reattaches_without_starting, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_athena_failure_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_athena_ddl_once_then_start, setup, teardown),
