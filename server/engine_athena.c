@@ -39,6 +39,10 @@
  *   FAILED otherwise (bad SQL, permissions, bytes-scanned cutoff), any other 4xx at start
  *                                              -> HC_EENGINE with Athena's message in the
  *                                                problem document; never retried
+ *   status checks denied (AccessDenied) DENIED_LIMIT times in a row
+ *                                              -> HC_EENGINE for the queries asked about (the
+ *                                                job names the missing permission; its query
+ *                                                is asked to stop); never retried
  *
  * Threads: worker threads call the vtable concurrently; `lock` guards the tracked list and the
  * poller's state; `ddl_lock` serialises schema creation (other jobs wait for the first).
@@ -73,6 +77,7 @@
 #include "server/sys.h"
 
 #define STOP_WAIT_MS     60000 /* cancel() waits this long for CANCELLED */
+#define DENIED_LIMIT     3     /* status calls denied in a row before their jobs fail */
 #define DDL_WAIT_SLICE   100   /* DDL waits check the job's cancel flag this often */
 #define RESULT_PAGE_ROWS 1000
 #define CSV_MIN_BYTES    (1 << 20) /* auto: results from this size on are read as CSV */
@@ -85,6 +90,7 @@ struct tracked {
     int seen;                         /* at least one status came back */
     int missing;                      /* Athena does not know the id */
     char missing_msg[256];            /* why, when missing */
+    int denied;                       /* missing because status checks are denied */
     int64_t next_check_ms;            /* monotonic time of its next status check */
     int64_t interval_ms;              /* current backoff interval */
     int ledger_closed;                /* the job's token ledger was closed by a poll */
@@ -110,6 +116,7 @@ struct engine_athena {
     int no_batch;             /* BatchGetQueryExecution is not served (e.g. moto): one
                                  GetQueryExecution per call instead */
     int batch_failures;       /* consecutive failed batch calls */
+    int denied_streak;        /* consecutive status calls refused with AccessDenied */
     _Atomic uint64_t status_calls;
     _Atomic uint64_t ddl_runs;
 };
@@ -667,6 +674,7 @@ static void *poller_main(void *arg)
         now = sys_mono_ms();
         if (rc == 0) {
             ea->batch_failures = 0;
+            ea->denied_streak = 0;
             apply_batch_locked(ea, &batch, now);
         } else if (!ea->no_batch && !batch_error_is_athena(&aerr) && ++ea->batch_failures >= 2) {
             ea->no_batch = 1; /* checked again at once, one id at a time */
@@ -674,13 +682,25 @@ static void *poller_main(void *arg)
                      "GetQueryExecution",
                      "code", aerr.code, NULL);
         } else {
+            /* Denied status checks do not heal by waiting: after DENIED_LIMIT in a row the
+             * queries asked about end here, and their jobs fail with the reason. */
+            int denied = strstr(aerr.code, "AccessDenied") && ++ea->denied_streak >= DENIED_LIMIT;
+
             log_warn("athena: status check failed", "code", aerr.code, "message", aerr.message,
                      NULL);
             for (size_t i = 0; i < n; i++) {
                 struct tracked *t = copies[i] ? find_locked(ea, copies[i]) : NULL;
 
-                if (t)
+                if (t && denied) {
+                    t->missing = t->denied = 1;
+                    snprintf(t->missing_msg, sizeof t->missing_msg,
+                             "its status cannot be checked (%s: %.80s); hcpipe needs "
+                             "athena:%s",
+                             aerr.code, aerr.message,
+                             ea->no_batch ? "GetQueryExecution" : "BatchGetQueryExecution");
+                } else if (t) {
                     t->next_check_ms = now + jittered(t->interval_ms);
+                }
             }
         }
         athena_batch_clear(&batch);
@@ -840,8 +860,9 @@ static int run_ddl(struct engine_athena *ea, const char *name, const struct engi
               : job && job->deadline_ms > 0 && sys_now_ms() >= job->deadline_ms ? HC_ETIMEOUT
                                                                                 : HC_EUNAVAILABLE;
     } else if (t && t->missing) {
-        err = HC_EENGINETRANSIENT;
-        snprintf(detail, sizeof detail, "the DDL query %s vanished: %s", id, missing);
+        err = t->denied ? HC_EENGINE : HC_EENGINETRANSIENT; /* as in athena_poll() */
+        snprintf(detail, sizeof detail, "the DDL query %s %s: %s", id,
+                 t->denied ? "could not be watched" : "vanished", missing);
         set_problem(problem_out, err, detail);
     } else if (t && t->qe.state != ATHENA_STATE_SUCCEEDED) {
         const char *msg = t->qe.error_message         ? t->qe.error_message
@@ -1134,7 +1155,7 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
     struct tracked *t;
     char detail[1024];
     json_t *pb;
-    int err = HC_OK, missing = 0;
+    int err = HC_OK, missing = 0, denied = 0;
 
     *done_out = 0;
     if (stats_out)
@@ -1172,7 +1193,8 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
             *stats_out = stats_of(ea, &qe);
     }
     if (missing) {
-        err = HC_EENGINETRANSIENT;
+        /* Vanished queries run again; denied status checks would only be denied again. */
+        err = t->denied ? HC_EENGINE : HC_EENGINETRANSIENT;
         set_problem(problem_out, err, detail);
     } else if (qe.state == ATHENA_STATE_SUCCEEDED) {
         *done_out = 1;
@@ -1218,7 +1240,16 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
             return err;
         }
     }
+    denied = missing && t->denied;
     pthread_mutex_unlock(&ea->lock);
+    if (denied) { /* the job fails, so its query should not run on unwatched: best effort */
+        struct athena_error aerr;
+        int rc = athena_stop_query(ea->client, handle, &aerr);
+
+        count_call("StopQueryExecution", rc, &aerr);
+        log_warn("athena: a query whose status cannot be checked", "query_execution_id", handle,
+                 "stop", rc == 0 ? "asked" : aerr.code, NULL);
+    }
     return err;
 }
 

@@ -367,6 +367,39 @@ def test_user_error_fails_at_once():
     assert len(starts(FA, "hcpipe-" + job["id"])) == 1
 
 
+def test_denied_status_checks_fail_the_job_and_stop_its_query():
+    """Status checks refused with AccessDeniedException do not heal by waiting: after three in
+    a row the job fails at once (no second attempt, no waiting for its deadline) naming the
+    missing permission, and its query is asked to stop."""
+    FA.plan(columns=COLUMNS["accredited_by_state"], rows=[])
+    data_dir = tempfile.mkdtemp(dir=TMP, prefix="hcpipe-athena-")
+    with Fresh(data_dir=data_dir) as srv:  # the schema first, while status checks still work
+        srv.wait_job(srv.submit(query="accredited_by_state")["id"])
+    FA.plan_for("valid_accreditations", states=["QUEUED", "RUNNING"])  # never finishes
+    FA.fail("BatchGetQueryExecution", 400, "AccessDeniedException",
+            "User: arn:aws:iam::111122223333:user/hc is not authorized to perform: "
+            "athena:BatchGetQueryExecution", count=1000)
+    try:
+        with Fresh(data_dir=data_dir) as srv:
+            job = srv.submit(query="accredited_by_state", timeout_s=600)
+            done = srv.wait_job(job["id"], states=("failed",), timeout=30)
+    finally:
+        with FA.lock:
+            FA.faults.clear()
+    assert done["attempts"] == 1, done
+    err = done["error"]
+    assert err["type"] == PROBLEM + "engine-error", err
+    assert "athena:BatchGetQueryExecution" in err["detail"], err
+    assert "AccessDeniedException" in err["detail"], err
+    mine = [r for r in starts(FA, "hcpipe-" + job["id"]) if r["status"] == 200]
+    assert len(mine) == 1, mine
+    qid = [q for q in FA.queries.values() if q.params["ClientRequestToken"] == mine[0]["token"]]
+    stops = [r for r in ops(FA, "StopQueryExecution") if r["body"]["QueryExecutionId"] == qid[0].id]
+    assert len(stops) >= 1 and qid[0].cancelled, stops
+    denied = [r for r in ops(FA, "BatchGetQueryExecution") if qid[0].id in json.dumps(r["body"])]
+    assert 3 <= len(denied) <= 6, len(denied)  # gave up after three, not at the deadline
+
+
 def test_retryable_error_runs_again_with_a_new_token():
     FA.plan(columns=COLUMNS["accredited_by_state"], rows=[["TX", "1", "5", "1"]])
     FA.plan_for("valid_accreditations", count=1, states=["RUNNING", "FAILED"],
