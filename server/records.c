@@ -241,6 +241,7 @@ struct records_parser {
     int dstate;          /* D_* */
     unsigned bom;        /* bytes of a UTF-8 BOM matched at the start */
     int kesc;            /* inside the first key: the last byte was a backslash */
+    int khex;            /* inside the first key: hex digits of a \u escape still to come */
     int key_escaped;     /* the first key holds an escape */
     size_t klen;         /* bytes of the first key (key[] keeps the first 16) */
     char key[16];        /* the first key, raw */
@@ -454,6 +455,11 @@ static void bad_type(struct rp *r, const struct path *pp, const char *expected)
         snippet(r->p, r->end, snip, sizeof(snip));
         bad(r, pp, "expected %s, got %s", expected, snip);
     }
+}
+
+static int is_hex(unsigned c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static int hex4(const unsigned char *s, unsigned *out)
@@ -1645,8 +1651,17 @@ static int detect_feed(struct records_parser *p, const unsigned char *d, size_t 
                 return decide_ndjson(p, d + i, n - i);
             p->dstate = D_OBJ;
         } else if (p->dstate == D_KEY) {
-            if (p->kesc) {
+            /* A key that is not a JSON string cannot start a wrapped array: NDJSON then, where
+             * its line becomes a bad record. */
+            if (p->khex > 0) {
+                if (!is_hex(c))
+                    return decide_ndjson(p, d + i, n - i);
+                p->khex--;
+            } else if (p->kesc) {
+                if (c == 0 || !strchr("\"\\/bfnrtu", (int)c))
+                    return decide_ndjson(p, d + i, n - i);
                 p->kesc = 0;
+                p->khex = c == 'u' ? 4 : 0;
             } else if (c == '\\') {
                 p->kesc = p->key_escaped = 1;
             } else if (c == '"') {

@@ -531,6 +531,12 @@ static void records_format_detection(void **state)
         /* the documented rule: a first member holding an array, under a key that is not a
          * record field, makes the wrapped form */
         {"{\"x\":[1],\"facility_id\":\"A\"}\n", RECORDS_FORMAT_WRAPPED},
+        /* escapes in the first key: valid ones keep the wrapped form, others are not JSON
+         * (found by fuzz_records: "\]" was skipped over and the document read as wrapped) */
+        {"{\"a\\\"b\\\\c\\/\\n\\u00e9\": [", RECORDS_FORMAT_WRAPPED},
+        {"{\"a\\]\": [", RECORDS_FORMAT_NDJSON},
+        {"{\"a\\u00g9\": [", RECORDS_FORMAT_NDJSON},
+        {"{\"a\\u00\": [", RECORDS_FORMAT_NDJSON},
     };
     struct records_callbacks cb = {NULL, NULL, NULL};
     char *log;
@@ -547,6 +553,11 @@ static void records_format_detection(void **state)
     log = runs("{\"services\":[\"a\"],\"facility_id\":\"A\"}\n");
     assert_string_equal(log, "REC 1 id=\"A\" name=null count=null loc=nullnullnullnull "
                              "services=\"a\"\nrc=0 err= seen=1");
+    free(log);
+    /* a wrapper key with a bad escape: the line is a bad record, nothing is read as wrapped */
+    log = runs("{\"a\\]\": [{\"facility_id\":\"A\"}]}\n");
+    assert_non_null(strstr(log, "BAD 1 not valid JSON"));
+    assert_null(strstr(log, "REC"));
     free(log);
     /* an unfinished first key ends as an NDJSON line */
     log = runs("{\"data\"");
