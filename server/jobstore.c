@@ -1440,7 +1440,7 @@ static void fail_batch(struct jobstore *js, struct event_req *batch, int err)
 /* The group commit: records every request of the batch in ONE transaction (one fsync), each
  * under its own savepoint so a request that fails alone (e.g. out of memory) does not take the
  * others down. Sets each request's err. */
-static void commit_batch(struct jobstore *js, struct event_req *batch, size_t n, int64_t wait_ms)
+static void commit_batch(struct jobstore *js, struct event_req *batch, int64_t wait_ms)
 {
     int err;
 
@@ -1469,20 +1469,17 @@ static void commit_batch(struct jobstore *js, struct event_req *batch, size_t n,
         fail_batch(js, batch, err);
     sqlite3_busy_timeout(js->db, 5000);
     pthread_mutex_unlock(&js->lock);
-    pthread_mutex_lock(&js->ev_lock);
-    js->ev_stats.batches++;
-    js->ev_stats.events += n;
-    if (err)
+    if (err) {
+        pthread_mutex_lock(&js->ev_lock);
         js->ev_stats.failed_batches++;
-    if (n > js->ev_stats.largest)
-        js->ev_stats.largest = n;
-    pthread_mutex_unlock(&js->ev_lock);
+        pthread_mutex_unlock(&js->ev_lock);
+    }
 }
 
 /* Takes the batch a new leader commits: up to JOBSTORE_BATCH_MAX requests from the head of the
  * queue. A request whose deadline passed while it waited is not taken: it is done at once with
- * HC_EUNAVAILABLE (nothing of it was written). *n_out gets the batch's size. ev_lock is held. */
-static struct event_req *take_batch_locked(struct jobstore *js, size_t *n_out)
+ * HC_EUNAVAILABLE (nothing of it was written). ev_lock is held. */
+static struct event_req *take_batch_locked(struct jobstore *js)
 {
     struct event_req *batch = NULL, **tail = &batch;
     int64_t now = sys_mono_ms();
@@ -1505,7 +1502,12 @@ static struct event_req *take_batch_locked(struct jobstore *js, size_t *n_out)
     }
     if (!js->ev_head)
         js->ev_tail = &js->ev_head;
-    *n_out = n;
+    if (n) {
+        js->ev_stats.batches++;
+        js->ev_stats.events += n;
+        if (n > js->ev_stats.largest)
+            js->ev_stats.largest = n;
+    }
     return batch;
 }
 
@@ -1536,17 +1538,16 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
     js->ev_queued++;
     while (!req.done) {
         struct event_req *batch;
-        size_t n;
 
         if (js->ev_leader) {
             pthread_cond_wait(&js->ev_cond, &js->ev_lock);
             continue;
         }
-        batch = take_batch_locked(js, &n);
+        batch = take_batch_locked(js);
         js->ev_leader = 1;
         pthread_mutex_unlock(&js->ev_lock);
         if (batch)
-            commit_batch(js, batch, n, wait_ms);
+            commit_batch(js, batch, wait_ms);
         pthread_mutex_lock(&js->ev_lock);
         for (struct event_req *r = batch; r; r = r->next)
             r->done = 1;
@@ -1561,6 +1562,7 @@ void jobstore_batch_stats(struct jobstore *js, struct jobstore_batch_stats *out)
 {
     pthread_mutex_lock(&js->ev_lock);
     *out = js->ev_stats;
+    out->queued = js->ev_queued;
     pthread_mutex_unlock(&js->ev_lock);
 }
 

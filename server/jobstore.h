@@ -243,11 +243,12 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
 
 /* Counters of the group commit since jobstore_open() (for tests and the benchmark). */
 struct jobstore_batch_stats {
-    uint64_t batches;        /* transactions run for batches of events */
+    uint64_t batches;        /* batches taken by a leader (one transaction each) */
     uint64_t events;         /* events taken into those batches */
     uint64_t failed_batches; /* batches whose transaction failed (every caller got the error) */
     uint64_t refused;        /* callers refused because the queue was full */
     size_t largest;          /* the most events one batch held */
+    size_t queued;           /* callers waiting in the queue right now */
 };
 
 /* A copy of the counters into *out. */
