@@ -827,7 +827,7 @@ int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job
     pthread_mutex_lock(&js->lock);
     err = prepare(js,
                   "SELECT " JOB_COLS " FROM jobs WHERE event_id = :event"
-                  " ORDER BY created_ms, id",
+                  " ORDER BY created_ms, rowid",
                   &st);
     if (!err) {
         bind_text(st, ":event", event_id);

@@ -106,8 +106,8 @@ struct job_filter {
 int jobstore_list(struct jobstore *js, const struct job_filter *f, struct job ***jobs_out,
                   size_t *n_out, char **next_cursor_out);
 
-/* The jobs an event made, oldest first (for the events module: an event delivered twice makes one
- * job). Frees as for jobstore_list(); *n_out is 0 when none. */
+/* The jobs an event made, oldest first (in insertion order; for the events module: an event
+ * delivered twice makes one job). Frees as for jobstore_list(); *n_out is 0 when none. */
 int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job ***jobs_out,
                            size_t *n_out);
 
