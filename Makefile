@@ -5,7 +5,7 @@
 #   make test                 unit + integration tests (tests/run-all.sh prints "N passed, N failed")
 #   make SANITIZER=address,undefined test   the same under ASan+UBSan (objects in build/<sanitizer>/)
 #   make run                  build and serve the sample data on 127.0.0.1:8080
-#   make bench                the benchmark (not part of the tests)
+#   make bench                the benchmark (not part of the tests; BENCH_ONLY=data|events)
 #   make lint                 clang-format check and banned-call grep
 #
 # Every .c under server/, routes/ and aws/ is part of the binary; every tests/unit/test_*.c is
@@ -109,8 +109,13 @@ run: $(BUILD)/hcpipe
 	$(BUILD)/hcpipe serve --listen 127.0.0.1:8080 --data-dir var --seed s3://sample/facilities.ndjson \
 		--insecure-dev-events
 
+# BENCH_ONLY=data (queries: tests/bench/run.sh) or BENCH_ONLY=events (POST /events intake:
+# tests/bench/events.sh) runs one part; both by default.
+BENCH_ONLY ?=
 bench: $(BUILD)/hcpipe
-	sh tests/bench/run.sh $(abspath $(BUILD)/hcpipe)
+	@case "$(BENCH_ONLY)" in "" | data | events) ;; *) echo "BENCH_ONLY: data or events" >&2; exit 2 ;; esac
+	@if [ "$(BENCH_ONLY)" != events ]; then sh tests/bench/run.sh $(abspath $(BUILD)/hcpipe); fi
+	@if [ "$(BENCH_ONLY)" != data ]; then sh tests/bench/events.sh $(abspath $(BUILD)/hcpipe); fi
 
 # Fuzzing: every tests/fuzz/fuzz_*.c is a libFuzzer target linked against all library objects,
 # built with clang under ASan+UBSan in build/fuzz/. Each runs FUZZ_SECONDS on a copy of its

@@ -15,10 +15,14 @@
  * The connection is opened with SQLITE_OPEN_NOMUTEX because our mutex already serialises it.
  *
  * Durability: journal_mode=WAL with synchronous=FULL: a committed job survives a crash and a
- * power loss. Events (POST /events) are group-committed: concurrent callers of
- * jobstore_event_record() queue up, and one of them (the leader) records the whole queue in one
- * transaction, so N concurrent events cost one fsync instead of N; each caller returns only
- * after the commit that holds its event.
+ * power loss. Events (POST /events) are group-committed (section 4, rules in jobstore.h):
+ * concurrent callers of jobstore_event_record() queue up, and one of them (the leader) records up
+ * to JOBSTORE_BATCH_MAX of them in one transaction, so N concurrent events cost one fsync instead
+ * of N; each caller returns only after the transaction that holds its event committed or failed.
+ * Two things keep a batch's transaction small: ids are UUIDv7 (time-ordered, so new rows append
+ * to the right edge of the id indexes instead of dirtying one random leaf per row and index), and
+ * temp_store=MEMORY keeps the per-event savepoints' sub-journal in memory instead of a temporary
+ * file written page by page.
  *
  * Schema versions:
  *   1  the jobs table and its indexes (claim, listing, listing by state and by query);
@@ -41,14 +45,15 @@
 #include "server/log.h"
 #include "server/sys.h"
 
-/* One caller of jobstore_event_record() waiting for its group commit. */
+/* One caller of jobstore_event_record() waiting for its group commit (on the caller's stack). */
 struct event_req {
     const struct event_record *ev;
     const struct job_spec *specs;
     size_t n_specs;
     struct event_outcome *out;
-    int err;  /* its result, set by the leader */
-    int done; /* 1 once the leader committed (or failed) it; under ev_lock */
+    int64_t deadline_ms; /* sys_mono_ms() past which it may no longer be taken into a batch */
+    int err;             /* its result, set by the leader */
+    int done;            /* 1 once the leader committed (or failed) it; under ev_lock */
     struct event_req *next;
 };
 
@@ -58,9 +63,11 @@ struct jobstore {
     /* Group commit of events (see jobstore_event_record()), all under ev_lock. */
     pthread_mutex_t ev_lock;
     pthread_cond_t ev_cond;    /* broadcast when a batch is done */
-    struct event_req *ev_head; /* requests waiting for the next batch */
+    struct event_req *ev_head; /* requests waiting for the next batch, oldest first */
     struct event_req **ev_tail;
-    int ev_leader; /* 1 while a caller commits a batch */
+    size_t ev_queued; /* requests in the queue (not yet taken by a leader) */
+    int ev_leader;    /* 1 while a caller commits a batch */
+    struct jobstore_batch_stats ev_stats;
 };
 
 /* ---- 1. schema ---------------------------------------------------------------------------- */
@@ -233,6 +240,10 @@ int jobstore_open(const char *path, struct jobstore **out)
     err = exec(js, "PRAGMA journal_mode = WAL");
     if (!err)
         err = exec(js, "PRAGMA synchronous = FULL");
+    /* Savepoint sub-journals in memory: a batch of events (one savepoint each) would otherwise
+     * spill its sub-journal to a temporary file and write every page twice more. */
+    if (!err)
+        err = exec(js, "PRAGMA temp_store = MEMORY");
     if (!err)
         err = exec(js, "PRAGMA foreign_keys = ON");
     if (!err)
@@ -248,8 +259,19 @@ out:
 
 void jobstore_close(struct jobstore *js)
 {
+    char batches[24], events[24], largest[24], failed[24], refused[24];
+
     if (!js)
         return;
+    if (js->ev_stats.batches) {
+        snprintf(batches, sizeof batches, "%llu", (unsigned long long)js->ev_stats.batches);
+        snprintf(events, sizeof events, "%llu", (unsigned long long)js->ev_stats.events);
+        snprintf(largest, sizeof largest, "%zu", js->ev_stats.largest);
+        snprintf(failed, sizeof failed, "%llu", (unsigned long long)js->ev_stats.failed_batches);
+        snprintf(refused, sizeof refused, "%llu", (unsigned long long)js->ev_stats.refused);
+        log_info("jobstore: group commit of events", "batches", batches, "events", events,
+                 "largest_batch", largest, "failed_batches", failed, "refused", refused, NULL);
+    }
     sqlite3_close(js->db);
     pthread_mutex_destroy(&js->lock);
     pthread_mutex_destroy(&js->ev_lock);
@@ -607,6 +629,22 @@ static int update_locked(struct jobstore *js, sqlite3_stmt *st, const char *id, 
     return err;
 }
 
+/* A new id for a job or an event: a UUID version 7 (RFC 9562), i.e. the 48-bit creation time
+ * in ms then 74 random bits (those of sys_uuid()). Time-ordered ids append to the right edge of
+ * the primary-key and event_id indexes instead of landing on a random leaf each, so a batch of
+ * inserts dirties (and writes to the WAL) a few pages instead of one page per row and index. */
+static void new_id(int64_t now_ms, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t t = (uint64_t)now_ms & 0xffffffffffffULL;
+    static const int pos[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+
+    sys_uuid(out);
+    for (int i = 11; i >= 0; i--, t >>= 4)
+        out[pos[i]] = hex[t & 0xf];
+    out[14] = '7';
+}
+
 /* Inserts a queued job with a new id (written to id_out); the lock is held. */
 static int insert_locked(struct jobstore *js, const struct job_spec *spec, int64_t now,
                          char id_out[37])
@@ -615,7 +653,7 @@ static int insert_locked(struct jobstore *js, const struct job_spec *spec, int64
     char date[11];
     int err, rc;
 
-    sys_uuid(id_out);
+    new_id(now, id_out);
     sys_date_utc(now, date);
     err = prepare(js,
                   "INSERT INTO jobs (id, query, source, as_of, scope, on_bad_record, timeout_s,"
@@ -789,7 +827,7 @@ int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job
     pthread_mutex_lock(&js->lock);
     err = prepare(js,
                   "SELECT " JOB_COLS " FROM jobs WHERE event_id = :event"
-                  " ORDER BY created_ms, id",
+                  " ORDER BY created_ms, rowid",
                   &st);
     if (!err) {
         bind_text(st, ":event", event_id);
@@ -1360,7 +1398,7 @@ static int record_one_locked(struct jobstore *js, struct event_req *r)
         return HC_OK;
     }
     if (!err) {
-        sys_uuid(out->event_id);
+        new_id(now, out->event_id);
         err = find_newer_locked(js, ev, seq, out->superseded_by);
     }
     out->superseded = !err && out->superseded_by[0] != '\0';
@@ -1386,9 +1424,22 @@ static int record_one_locked(struct jobstore *js, struct event_req *r)
     return err;
 }
 
+/* Ends a batch's transaction after a failure: every request of the batch fails with `err` and
+ * its outcome is cleared (nothing of the batch is stored). */
+static void fail_batch(struct jobstore *js, struct event_req *batch, int err)
+{
+    err = busy_is_unavailable(js, err); /* before ROLLBACK replaces the error code */
+    end_tx(js, err);
+    for (struct event_req *r = batch; r; r = r->next) {
+        free(r->out->job_ids);
+        memset(r->out, 0, sizeof *r->out);
+        r->err = err;
+    }
+}
+
 /* The group commit: records every request of the batch in ONE transaction (one fsync), each
- * under its own savepoint so a failing request does not take the others down. Sets each
- * request's err. */
+ * under its own savepoint so a request that fails alone (e.g. out of memory) does not take the
+ * others down. Sets each request's err. */
 static void commit_batch(struct jobstore *js, struct event_req *batch, int64_t wait_ms)
 {
     int err;
@@ -1405,24 +1456,59 @@ static void commit_batch(struct jobstore *js, struct event_req *batch, int64_t w
         if (err)
             break;
         r->err = record_one_locked(js, r);
-        if (r->err)
+        if (r->err && sqlite3_get_autocommit(js->db)) /* SQLite rolled the batch back itself */
+            err = r->err;
+        else if (r->err)
             err = exec(js, "ROLLBACK TO event");
         if (!err)
             err = exec(js, "RELEASE event");
     }
     if (!err)
         err = exec(js, "COMMIT");
-    if (err) {
-        err = busy_is_unavailable(js, err); /* before ROLLBACK replaces the error code */
-        sqlite3_exec(js->db, "ROLLBACK", NULL, NULL, NULL);
-        for (struct event_req *r = batch; r; r = r->next) {
-            free(r->out->job_ids);
-            memset(r->out, 0, sizeof *r->out);
-            r->err = err;
-        }
-    }
+    if (err)
+        fail_batch(js, batch, err);
     sqlite3_busy_timeout(js->db, 5000);
     pthread_mutex_unlock(&js->lock);
+    if (err) {
+        pthread_mutex_lock(&js->ev_lock);
+        js->ev_stats.failed_batches++;
+        pthread_mutex_unlock(&js->ev_lock);
+    }
+}
+
+/* Takes the batch a new leader commits: up to JOBSTORE_BATCH_MAX requests from the head of the
+ * queue. A request whose deadline passed while it waited is not taken: it is done at once with
+ * HC_EUNAVAILABLE (nothing of it was written). ev_lock is held. */
+static struct event_req *take_batch_locked(struct jobstore *js)
+{
+    struct event_req *batch = NULL, **tail = &batch;
+    int64_t now = sys_mono_ms();
+    size_t n = 0;
+
+    while (js->ev_head && n < JOBSTORE_BATCH_MAX) {
+        struct event_req *r = js->ev_head;
+
+        js->ev_head = r->next;
+        js->ev_queued--;
+        r->next = NULL;
+        if (now > r->deadline_ms) {
+            r->err = HC_EUNAVAILABLE;
+            r->done = 1;
+            continue;
+        }
+        *tail = r;
+        tail = &r->next;
+        n++;
+    }
+    if (!js->ev_head)
+        js->ev_tail = &js->ev_head;
+    if (n) {
+        js->ev_stats.batches++;
+        js->ev_stats.events += n;
+        if (n > js->ev_stats.largest)
+            js->ev_stats.largest = n;
+    }
+    return batch;
 }
 
 int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
@@ -1432,28 +1518,36 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
     struct event_req req = {.ev = ev, .specs = specs, .n_specs = n_specs, .out = out};
 
     memset(out, 0, sizeof *out);
-    if (!ev->dedup_id || !ev->bucket || !ev->key || (n_specs && !specs))
+    if (!ev->dedup_id || !ev->bucket || !ev->key || (n_specs && !specs) || wait_ms < 0)
         return HC_EINVAL;
     for (size_t i = 0; i < n_specs; i++)
         if (!specs[i].query || specs[i].timeout_s < 0)
             return HC_EINVAL;
-    /* Join the queue; the first caller to find no leader commits everything queued so far
-     * (including its own request) while later callers queue up for the next batch. */
+    req.deadline_ms = sys_mono_ms() + wait_ms;
     pthread_mutex_lock(&js->ev_lock);
+    if (js->ev_queued >= JOBSTORE_QUEUE_MAX) {
+        js->ev_stats.refused++;
+        pthread_mutex_unlock(&js->ev_lock);
+        return HC_EUNAVAILABLE; /* the queue is full: refused before anything was written */
+    }
+    /* Join the queue; the first caller to find no leader commits a batch from its head
+     * (including its own request when it is among the first JOBSTORE_BATCH_MAX) while later
+     * callers queue up for the next batch. A caller leads until its own request is done. */
     *js->ev_tail = &req;
     js->ev_tail = &req.next;
+    js->ev_queued++;
     while (!req.done) {
+        struct event_req *batch;
+
         if (js->ev_leader) {
             pthread_cond_wait(&js->ev_cond, &js->ev_lock);
             continue;
         }
-        struct event_req *batch = js->ev_head;
-
+        batch = take_batch_locked(js);
         js->ev_leader = 1;
-        js->ev_head = NULL;
-        js->ev_tail = &js->ev_head;
         pthread_mutex_unlock(&js->ev_lock);
-        commit_batch(js, batch, wait_ms);
+        if (batch)
+            commit_batch(js, batch, wait_ms);
         pthread_mutex_lock(&js->ev_lock);
         for (struct event_req *r = batch; r; r = r->next)
             r->done = 1;
@@ -1462,6 +1556,14 @@ int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
     }
     pthread_mutex_unlock(&js->ev_lock);
     return req.err;
+}
+
+void jobstore_batch_stats(struct jobstore *js, struct jobstore_batch_stats *out)
+{
+    pthread_mutex_lock(&js->ev_lock);
+    *out = js->ev_stats;
+    out->queued = js->ev_queued;
+    pthread_mutex_unlock(&js->ev_lock);
 }
 
 int jobstore_event_get(struct jobstore *js, const char *id, json_t **doc_out)

@@ -106,8 +106,8 @@ struct job_filter {
 int jobstore_list(struct jobstore *js, const struct job_filter *f, struct job ***jobs_out,
                   size_t *n_out, char **next_cursor_out);
 
-/* The jobs an event made, oldest first (for the events module: an event delivered twice makes one
- * job). Frees as for jobstore_list(); *n_out is 0 when none. */
+/* The jobs an event made, oldest first (in insertion order; for the events module: an event
+ * delivered twice makes one job). Frees as for jobstore_list(); *n_out is 0 when none. */
 int jobstore_list_by_event(struct jobstore *js, const char *event_id, struct job ***jobs_out,
                            size_t *n_out);
 
@@ -200,18 +200,59 @@ struct event_outcome {
     size_t n_jobs;
 };
 
+/* Group commit of events: at most JOBSTORE_BATCH_MAX events share one transaction, and at most
+ * JOBSTORE_QUEUE_MAX callers wait for the next batch (a caller beyond that is refused). */
+#define JOBSTORE_BATCH_MAX 256
+#define JOBSTORE_QUEUE_MAX 1024
+
 /*
  * Records an object event and, unless it is a duplicate or superseded, one queued job per spec
- * (each spec's event_id is replaced by the new event's id), all in ONE transaction committed
- * before it returns. Dedup: on dedup_id; on (bucket, key, sequencer); without a sequencer, on
- * the etag and kind of the object's latest event. Ordering: an event whose sequencer is lower
- * than that of an applied event of the same object is stored as superseded and makes no job.
- * Waits at most wait_ms for the store (its lock, or another process's write lock); past that,
- * HC_EUNAVAILABLE (answer 503 with Retry-After). On success free out->job_ids.
+ * (each spec's event_id is replaced by the new event's id), committed before it returns. Dedup:
+ * on dedup_id; on (bucket, key, sequencer); without a sequencer, on the etag and kind of the
+ * object's latest event. Ordering: an event whose sequencer is lower than that of an applied
+ * event of the same object is stored as superseded and makes no job. On success free
+ * out->job_ids.
+ *
+ * Group commit. Concurrent callers join one queue; the first caller that finds no batch in
+ * progress becomes the leader: it takes up to JOBSTORE_BATCH_MAX requests from the head of the
+ * queue and records them in ONE transaction (one fsync), each under its own savepoint, in queue
+ * order, so dedup and ordering are exact even between two events of the same batch (the later
+ * one sees the earlier one as stored). Callers that arrive meanwhile queue up for the next batch.
+ * Every caller returns only once the transaction holding its event has committed or failed, so
+ * HC_OK always means "committed" and an error always means "nothing of this event was stored".
+ * The rules:
+ *   - the queue holds at most JOBSTORE_QUEUE_MAX callers: one more gets HC_EUNAVAILABLE at once
+ *     (answer 503 with Retry-After; nothing was written);
+ *   - a caller still in the queue wait_ms after it called is not taken into a batch: it gets
+ *     HC_EUNAVAILABLE and nothing of it was written;
+ *   - once taken, a caller waits for its batch's outcome, however long that takes (the leader
+ *     waits at most wait_ms for the store's lock and for another process's write lock), so there
+ *     is no state in which a job was committed and its caller was told otherwise. The one way a
+ *     committed event goes unacknowledged is the client going away (or the process dying)
+ *     between the commit and the answer: the event is then found by its dedup keys when it is
+ *     delivered again, and that delivery gets the original event and job ids;
+ *   - a request that fails alone (out of memory while recording it) is rolled back to its
+ *     savepoint and fails alone; a batch whose transaction fails (BEGIN, a savepoint, COMMIT, or
+ *     SQLite rolling it back, e.g. disk full or I/O error) is rolled back as a whole and every
+ *     caller of the batch gets that error (HC_EUNAVAILABLE when another process held the write
+ *     lock past wait_ms): nothing of the batch is stored, nothing is half-applied.
  */
 int jobstore_event_record(struct jobstore *js, const struct event_record *ev,
                           const struct job_spec *specs, size_t n_specs, int64_t wait_ms,
                           struct event_outcome *out);
+
+/* Counters of the group commit since jobstore_open() (for tests and the benchmark). */
+struct jobstore_batch_stats {
+    uint64_t batches;        /* batches taken by a leader (one transaction each) */
+    uint64_t events;         /* events taken into those batches */
+    uint64_t failed_batches; /* batches whose transaction failed (every caller got the error) */
+    uint64_t refused;        /* callers refused because the queue was full */
+    size_t largest;          /* the most events one batch held */
+    size_t queued;           /* callers waiting in the queue right now */
+};
+
+/* A copy of the counters into *out. */
+void jobstore_batch_stats(struct jobstore *js, struct jobstore_batch_stats *out);
 
 /* An event by its id or its dedup id, as its API document (new reference): id, dedup_id, format,
  * kind, bucket, key, raw_key, source, sequencer, etag, version_id, size, time, received_at,

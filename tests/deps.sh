@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
       libssl-dev uuid-dev libexpat1-dev libcmocka-dev python3 python3-yaml sqlite3 curl jq
-      clang libclang-rt-14-dev awscli time openssl chromium prometheus"
+      clang libclang-rt-14-dev awscli time openssl chromium prometheus wrk"
 # Node runs s3rver (tests/package.json); install Debian's only when no node is on PATH (a
 # NodeSource node already bundles npm, and Debian's npm would conflict with it).
 command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

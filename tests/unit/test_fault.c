@@ -12,6 +12,12 @@
  * not in the store; a succeeded job's result.json is complete; the store passes
  * PRAGMA integrity_check. HCPIPE_FAULT_STRIDE=k walks every kth N (default 1: all). The SQLite
  * allocator itself is walked by test_jobstore.
+ *
+ * The group commit of events gets the same walk: one batch of four events (a new one, a
+ * redelivery, a new one with the first one's object and sequencer, another new one) queued behind
+ * a blocked leader, with the Nth call of the batch failing. Each pass checks that every caller
+ * told HC_OK has its event and exactly the jobs it was given (a redelivery the original's), that
+ * a caller told an error left nothing, and that the store holds no other job.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +25,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,10 +286,185 @@ static void fault_every_call_of_a_lifecycle(void **state)
     assert_int_equal(t.restarts, 0);
 }
 
+/* ---- the group commit of events ---------------------------------------------------------- */
+
+#define BATCH_N 4
+
+struct event_caller {
+    struct jobstore *js;
+    const char *dedup, *key, *seq;
+    int exempt; /* 1: this caller's calls are never counted nor failed */
+    struct event_outcome o;
+    int err;
+    pthread_t th;
+};
+
+static const struct job_spec event_specs[] = {
+    {.query = "accredited_by_state", .source = "s3://bkt/k.json", .as_of = "2026-08-31"},
+    {.query = "facility_metrics", .source = "s3://bkt/k.json", .as_of = "2026-08-31"},
+};
+
+static void *event_caller_thread(void *arg)
+{
+    struct event_caller *c = arg;
+    struct event_record ev = {.dedup_id = c->dedup,
+                              .format = "eventbridge",
+                              .bucket = "bkt",
+                              .key = c->key,
+                              .raw_key = c->key,
+                              .source = "s3://bkt/k.json",
+                              .sequencer = c->seq,
+                              .size = -1};
+
+    fault_exempt_thread(c->exempt);
+    c->err = jobstore_event_record(c->js, &ev, event_specs, 2, 30000, &c->o);
+    return NULL;
+}
+
+static void wait_batch_stats(struct jobstore *js, uint64_t taken, size_t queued)
+{
+    struct jobstore_batch_stats st;
+
+    for (int i = 0; i < 20000; i++) {
+        jobstore_batch_stats(js, &st);
+        if (st.events >= taken && st.queued == queued)
+            return;
+        sleep_ms(1);
+    }
+    fail_msg("the group commit never got to %llu taken, %zu queued", (unsigned long long)taken,
+             queued);
+}
+
+static size_t jobs_of(struct jobstore *js, const char *event_id, const struct event_outcome *o)
+{
+    struct job **jobs = NULL;
+    size_t n = 0;
+
+    assert_int_equal(jobstore_list_by_event(js, event_id, &jobs, &n), HC_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (o && (i >= o->n_jobs || strcmp(jobs[i]->id, o->job_ids[i]) != 0))
+            fail_msg("event %s: stored job %s is not the one its caller was given", event_id,
+                     jobs[i]->id);
+        job_free(jobs[i]);
+    }
+    free(jobs);
+    return n;
+}
+
+/* One batch of BATCH_N events (a new one, a redelivery of a stored one, a new one with the same
+ * object and sequencer as the first, another new one) with the Nth call of the batch failing.
+ * Returns the calls the batch made. */
+static long one_batch_pass(long n, long *ok_out)
+{
+    char run[300], db[400];
+    struct event_caller base = {.dedup = "base", .key = "base.json", .seq = "01", .exempt = 1};
+    struct event_caller lead = {.dedup = "lead", .key = "lead.json", .seq = "01", .exempt = 1};
+    struct event_caller c[BATCH_N] = {
+        {.dedup = "e1", .key = "k1.json", .seq = "0A"},
+        {.dedup = "base", .key = "base.json", .seq = "01"},
+        {.dedup = "e3", .key = "k1.json", .seq = "0A"},
+        {.dedup = "e4", .key = "k4.json", .seq = "0B"},
+    };
+    uint64_t counts[JOB_CANCELLED + 1];
+    size_t expected_jobs;
+    struct jobstore *js = NULL;
+    sqlite3 *blocker = NULL;
+    long calls;
+    int rows;
+
+    fault_exempt_thread(1);
+    snprintf(run, sizeof run, "%s/run", dir);
+    assert_int_equal(run_cmd("rm -rf '%s'", run), 0);
+    mkdir(run, 0755);
+    snprintf(db, sizeof db, "%s/jobs.db", run);
+    assert_int_equal(jobstore_open(db, &js), HC_OK);
+    base.js = lead.js = js;
+    event_caller_thread(&base);
+    assert_int_equal(base.err, HC_OK);
+
+    /* A leader blocked behind another connection's write lock, so the BATCH_N callers queue up,
+     * in order, for one batch; the faults are armed for that batch alone. */
+    assert_int_equal(sqlite3_open(db, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(pthread_create(&lead.th, NULL, event_caller_thread, &lead), 0);
+    wait_batch_stats(js, 2, 0);
+    for (int i = 0; i < BATCH_N; i++) {
+        c[i].js = js;
+        assert_int_equal(pthread_create(&c[i].th, NULL, event_caller_thread, &c[i]), 0);
+        wait_batch_stats(js, 2, (size_t)i + 1);
+    }
+    fault_arm(n);
+    assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    pthread_join(lead.th, NULL);
+    for (int i = 0; i < BATCH_N; i++)
+        pthread_join(c[i].th, NULL);
+    calls = fault_calls();
+    fault_arm(0);
+    sqlite3_close(blocker);
+    assert_int_equal(lead.err, HC_OK);
+
+    /* Every caller told HC_OK has its event and exactly the jobs it was given; every other
+     * caller left nothing behind; and there is no other job. */
+    expected_jobs = 4; /* base and lead */
+    for (int i = 0; i < BATCH_N; i++) {
+        struct event_caller *e = &c[i];
+
+        if (e->err != HC_OK) {
+            assert_int_equal(e->o.n_jobs, 0);
+            assert_null(e->o.job_ids);
+            continue;
+        }
+        (*ok_out)++;
+        assert_int_equal(e->o.n_jobs, 2);
+        if (jobs_of(js, e->o.event_id, &e->o) != 2)
+            fail_msg("N=%ld: event %s acknowledged without its two jobs", n, e->dedup);
+        if (i == 1 && (!e->o.duplicate || strcmp(e->o.event_id, base.o.event_id) != 0))
+            fail_msg("N=%ld: the redelivery did not get the original event", n);
+        if (i == 2 && c[0].err == HC_OK &&
+            (!e->o.duplicate || strcmp(e->o.event_id, c[0].o.event_id) != 0))
+            fail_msg("N=%ld: the same object and sequencer made a second event", n);
+        if (!e->o.duplicate)
+            expected_jobs += 2;
+    }
+    assert_int_equal(jobstore_count_by_state(js, counts), HC_OK);
+    if (counts[JOB_QUEUED] != expected_jobs)
+        fail_msg("N=%ld: %llu jobs in the store, %zu acknowledged", n,
+                 (unsigned long long)counts[JOB_QUEUED], expected_jobs);
+    for (int i = 0; i < BATCH_N; i++)
+        free(c[i].o.job_ids);
+    free(base.o.job_ids);
+    free(lead.o.job_ids);
+    jobstore_close(js);
+    check_db(db, NULL, &rows);
+    assert_int_equal((size_t)rows, expected_jobs);
+    fault_exempt_thread(0);
+    return calls;
+}
+
+static void fault_every_call_of_an_event_batch(void **state)
+{
+    long n, calls = 0, ok = 0;
+
+    (void)state;
+    if (!getenv("HCPIPE_FAULT_DEBUG"))
+        log_set_level((enum log_level)(LOG_ERROR + 1));
+    for (n = 1; n < 100000; n++) {
+        calls = one_batch_pass(n, &ok);
+        if (calls < n)
+            break;
+    }
+    log_set_level(LOG_INFO);
+    print_message("fault: event batch walked N = 1..%ld; %ld callers acknowledged\n", n, ok);
+    assert_true(calls < n); /* the walk reached the end of the batch */
+    assert_true(n > 20);    /* a batch of four events makes many fallible calls */
+    assert_true(ok > 0);    /* the last pass (no fault) acknowledged all four */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fault_every_call_of_a_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(fault_every_call_of_an_event_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -976,8 +976,8 @@ static void jobstore_event_etag_dedups_latest_without_sequencer(void **state)
 static void jobstore_event_get_document(void **state)
 {
     struct fixture *fx = *state;
-    struct event_record ev = event_rec("0b6ef3c3-3f43-9b2e-7c1a-5c7a4d2f1e90", 0, "k.json",
-                                       "00665D8A2E3B1C4F27", "e1");
+    struct event_record ev =
+        event_rec("0b6ef3c3-3f43-9b2e-7c1a-5c7a4d2f1e90", 0, "k.json", "00665D8A2E3B1C4F27", "e1");
     struct event_outcome o = record(fx->js, &ev);
     json_t *doc = NULL, *by_dedup = NULL;
 
@@ -1055,8 +1055,7 @@ static void jobstore_event_busy_store_is_unavailable(void **state)
 
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(jobstore_event_record(fx->js, &ev, event_specs, 2, 100, &o),
-                     HC_EUNAVAILABLE);
+    assert_int_equal(jobstore_event_record(fx->js, &ev, event_specs, 2, 100, &o), HC_EUNAVAILABLE);
     assert_int_equal(o.n_jobs, 0);
     assert_null(o.job_ids);
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -1066,6 +1065,290 @@ static void jobstore_event_busy_store_is_unavailable(void **state)
     assert_false(o.duplicate);
     assert_int_equal(o.n_jobs, 2);
     free(o.job_ids);
+}
+
+/* ---- group commit of events ---------------------------------------------------------------- */
+
+#define BATCH_THREADS 12
+#define BATCH_EVENTS  30 /* per kind and thread */
+
+struct batch_worker {
+    struct jobstore *js;
+    int t;
+    struct event_outcome own[BATCH_EVENTS];    /* distinct to this thread */
+    struct event_outcome by_id[BATCH_EVENTS];  /* the same dedup id from every thread */
+    struct event_outcome by_seq[BATCH_EVENTS]; /* own dedup id, same (bucket, key, sequencer) */
+    int errs;
+};
+
+static void *batch_thread(void *arg)
+{
+    struct batch_worker *w = arg;
+    char d[64], k[64];
+
+    for (int i = 0; i < BATCH_EVENTS; i++) {
+        struct event_record ev;
+
+        snprintf(d, sizeof d, "own-%d-%d", w->t, i);
+        snprintf(k, sizeof k, "own-%d-%d.json", w->t, i);
+        ev = event_rec(d, 0, k, "01", "e1");
+        w->errs += jobstore_event_record(w->js, &ev, event_specs, 2, 10000, &w->own[i]) != HC_OK;
+        snprintf(d, sizeof d, "shared-%d", i);
+        snprintf(k, sizeof k, "shared-%d.json", i);
+        ev = event_rec(d, 0, k, "02", "e1");
+        w->errs += jobstore_event_record(w->js, &ev, event_specs, 2, 10000, &w->by_id[i]) != HC_OK;
+        snprintf(d, sizeof d, "seq-%d-%d", w->t, i);
+        snprintf(k, sizeof k, "seq-%d.json", i);
+        ev = event_rec(d, 0, k, "03", "e1");
+        w->errs += jobstore_event_record(w->js, &ev, event_specs, 2, 10000, &w->by_seq[i]) != HC_OK;
+    }
+    return NULL;
+}
+
+/* Every thread of a group of outcomes of one event got the original's ids; one was new. */
+static void assert_one_event(struct jobstore *js, struct batch_worker *w, int i,
+                             struct event_outcome *(*pick)(struct batch_worker *, int))
+{
+    struct event_outcome *first = pick(&w[0], i);
+    int fresh = 0;
+
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        struct event_outcome *o = pick(&w[t], i);
+
+        fresh += !o->duplicate;
+        assert_false(o->superseded);
+        assert_string_equal(o->event_id, first->event_id);
+        assert_int_equal(o->n_jobs, 2);
+        assert_string_equal(o->job_ids[0], first->job_ids[0]);
+        assert_string_equal(o->job_ids[1], first->job_ids[1]);
+    }
+    assert_int_equal(fresh, 1);
+    assert_int_equal(jobs_of_event(js, first->event_id), 2);
+}
+
+static struct event_outcome *pick_by_id(struct batch_worker *w, int i)
+{
+    return &w->by_id[i];
+}
+
+static struct event_outcome *pick_by_seq(struct batch_worker *w, int i)
+{
+    return &w->by_seq[i];
+}
+
+static void jobstore_event_batch_threads_get_exact_ids(void **state)
+{
+    struct fixture *fx = *state;
+    struct batch_worker *w = calloc(BATCH_THREADS, sizeof *w);
+    pthread_t th[BATCH_THREADS];
+    struct jobstore_batch_stats stats;
+    uint64_t counts[JOB_CANCELLED + 1];
+
+    assert_non_null(w);
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        w[t] = (struct batch_worker){.js = fx->js, .t = t};
+        assert_int_equal(pthread_create(&th[t], NULL, batch_thread, &w[t]), 0);
+    }
+    for (int t = 0; t < BATCH_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < BATCH_THREADS; t++)
+        assert_int_equal(w[t].errs, 0);
+    /* Distinct events: new, two jobs each, all ids different. */
+    for (int t = 0; t < BATCH_THREADS; t++)
+        for (int i = 0; i < BATCH_EVENTS; i++) {
+            assert_false(w[t].own[i].duplicate);
+            assert_int_equal(w[t].own[i].n_jobs, 2);
+            assert_int_equal(jobs_of_event(fx->js, w[t].own[i].event_id), 2);
+            if (t > 0)
+                assert_string_not_equal(w[t].own[i].event_id, w[t - 1].own[i].event_id);
+        }
+    /* The same event from every thread at once (same dedup id, or another dedup id with the same
+     * bucket, key and sequencer): one event, its two jobs, and every caller got their ids. */
+    for (int i = 0; i < BATCH_EVENTS; i++) {
+        assert_one_event(fx->js, w, i, pick_by_id);
+        assert_one_event(fx->js, w, i, pick_by_seq);
+    }
+    /* Exactly one job per (distinct event, spec), nothing more. */
+    assert_int_equal(jobstore_count_by_state(fx->js, counts), HC_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2 * (BATCH_THREADS * BATCH_EVENTS + 2 * BATCH_EVENTS));
+    /* And they were group-committed: fewer transactions than events. */
+    jobstore_batch_stats(fx->js, &stats);
+    assert_int_equal(stats.events, 3 * BATCH_THREADS * BATCH_EVENTS);
+    assert_true(stats.batches < stats.events);
+    assert_true(stats.largest > 1);
+    assert_int_equal(stats.failed_batches, 0);
+    assert_int_equal(stats.queued, 0);
+    for (int t = 0; t < BATCH_THREADS; t++)
+        for (int i = 0; i < BATCH_EVENTS; i++) {
+            free(w[t].own[i].job_ids);
+            free(w[t].by_id[i].job_ids);
+            free(w[t].by_seq[i].job_ids);
+        }
+    free(w);
+}
+
+struct waiter {
+    struct jobstore *js;
+    const char *dedup;
+    const char *key;
+    int64_t wait_ms;
+    struct event_outcome o;
+    int err;
+    pthread_t th;
+};
+
+static void *waiter_thread(void *arg)
+{
+    struct waiter *w = arg;
+    struct event_record ev = event_rec(w->dedup, 0, w->key, NULL, NULL);
+
+    w->err = jobstore_event_record(w->js, &ev, event_specs, 2, w->wait_ms, &w->o);
+    return NULL;
+}
+
+/* Polls the store's batch counters until `done` says so (at most ~10 s). */
+static void wait_stats(struct jobstore *js,
+                       int (*done)(const struct jobstore_batch_stats *, size_t), size_t arg)
+{
+    struct jobstore_batch_stats st;
+
+    for (int i = 0; i < 10000; i++) {
+        jobstore_batch_stats(js, &st);
+        if (done(&st, arg))
+            return;
+        usleep(1000);
+    }
+    fail_msg("the batch counters never got there");
+}
+
+static int taken_at_least(const struct jobstore_batch_stats *st, size_t n)
+{
+    return st->events >= n;
+}
+
+static int queued_exactly(const struct jobstore_batch_stats *st, size_t n)
+{
+    return st->queued == n;
+}
+
+/* Starts a caller that becomes the leader of a batch of one and blocks in BEGIN IMMEDIATE behind
+ * the write lock `db` holds, so the callers started next all queue up for the following batch. */
+static void block_leader(struct fixture *fx, sqlite3 **db, struct waiter *leader)
+{
+    assert_int_equal(sqlite3_open(fx->path, db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(*db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    *leader =
+        (struct waiter){.js = fx->js, .dedup = "leader", .key = "leader.json", .wait_ms = 20000};
+    assert_int_equal(pthread_create(&leader->th, NULL, waiter_thread, leader), 0);
+    wait_stats(fx->js, taken_at_least, 1);
+}
+
+static int event_exists(struct jobstore *js, const char *dedup)
+{
+    json_t *doc = NULL;
+    int err = jobstore_event_get(js, dedup, &doc);
+
+    json_decref(doc);
+    assert_true(err == HC_OK || err == HC_ENOTFOUND);
+    return err == HC_OK;
+}
+
+#define FAILING_BATCH 5
+
+static void jobstore_event_batch_commit_failure_fails_every_waiter(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter leader, w[FAILING_BATCH];
+    struct jobstore_batch_stats stats;
+    uint64_t counts[JOB_CANCELLED + 1];
+    char names[FAILING_BATCH][2][32];
+    sqlite3 *db = NULL;
+
+    /* A deferred foreign key that the event "poison" violates: its batch's COMMIT fails. */
+    block_leader(fx, &db, &leader);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);"
+                                  "CREATE TABLE poison (p INTEGER REFERENCES poison_parent (id)"
+                                  "  DEFERRABLE INITIALLY DEFERRED);"
+                                  "CREATE TRIGGER poison_commit AFTER INSERT ON events"
+                                  "  WHEN NEW.dedup_id = 'poison'"
+                                  "  BEGIN INSERT INTO poison VALUES (42); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < FAILING_BATCH; i++) {
+        snprintf(names[i][0], 32, i == 2 ? "poison" : "fine-%d", i);
+        snprintf(names[i][1], 32, "k-%d.json", i);
+        w[i] = (struct waiter){
+            .js = fx->js, .dedup = names[i][0], .key = names[i][1], .wait_ms = 20000};
+        assert_int_equal(pthread_create(&w[i].th, NULL, waiter_thread, &w[i]), 0);
+    }
+    wait_stats(fx->js, queued_exactly, FAILING_BATCH);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    pthread_join(leader.th, NULL);
+    for (int i = 0; i < FAILING_BATCH; i++)
+        pthread_join(w[i].th, NULL);
+
+    /* The leader's own batch committed; the next one (all five) failed as a whole. */
+    assert_int_equal(leader.err, HC_OK);
+    assert_int_equal(leader.o.n_jobs, 2);
+    jobstore_batch_stats(fx->js, &stats);
+    assert_int_equal(stats.batches, 2);
+    assert_int_equal(stats.largest, FAILING_BATCH);
+    assert_int_equal(stats.failed_batches, 1);
+    for (int i = 0; i < FAILING_BATCH; i++) {
+        assert_int_equal(w[i].err, HC_EDB);
+        assert_int_equal(w[i].o.n_jobs, 0);
+        assert_null(w[i].o.job_ids);
+        assert_false(event_exists(fx->js, names[i][0]));
+    }
+    assert_true(event_exists(fx->js, "leader"));
+    assert_int_equal(jobstore_count_by_state(fx->js, counts), HC_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2);
+
+    /* The store is consistent and usable: once the poison is gone, each one records anew. */
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER poison_commit", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    for (int i = 0; i < FAILING_BATCH; i++) {
+        struct event_record ev = event_rec(names[i][0], 0, names[i][1], NULL, NULL);
+        struct event_outcome o = record(fx->js, &ev);
+
+        assert_false(o.duplicate);
+        assert_int_equal(o.n_jobs, 2);
+        free(o.job_ids);
+    }
+    assert_int_equal(jobstore_count_by_state(fx->js, counts), HC_OK);
+    assert_int_equal(counts[JOB_QUEUED], 2 + 2 * FAILING_BATCH);
+    free(leader.o.job_ids);
+}
+
+static void jobstore_event_batch_expired_waiter_writes_nothing(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter leader, late, patient;
+    sqlite3 *db = NULL;
+
+    block_leader(fx, &db, &leader);
+    late = (struct waiter){.js = fx->js, .dedup = "late", .key = "late.json", .wait_ms = 50};
+    patient = (struct waiter){.js = fx->js, .dedup = "patient", .key = "p.json", .wait_ms = 60000};
+    assert_int_equal(pthread_create(&late.th, NULL, waiter_thread, &late), 0);
+    wait_stats(fx->js, queued_exactly, 1);
+    assert_int_equal(pthread_create(&patient.th, NULL, waiter_thread, &patient), 0);
+    wait_stats(fx->js, queued_exactly, 2);
+    fake_now += 1000; /* past the late caller's wait, not the patient one's */
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    pthread_join(leader.th, NULL);
+    pthread_join(late.th, NULL);
+    pthread_join(patient.th, NULL);
+    assert_int_equal(leader.err, HC_OK);
+    assert_int_equal(late.err, HC_EUNAVAILABLE);
+    assert_null(late.o.job_ids);
+    assert_false(event_exists(fx->js, "late"));
+    assert_int_equal(patient.err, HC_OK);
+    assert_int_equal(patient.o.n_jobs, 2);
+    assert_true(event_exists(fx->js, "patient"));
+    free(leader.o.job_ids);
+    free(patient.o.job_ids);
 }
 
 static void jobstore_retry_all_replays_dead_or_failed(void **state)
@@ -1141,6 +1424,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(jobstore_event_concurrent_duplicates_make_one_job, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(jobstore_event_busy_store_is_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_batch_threads_get_exact_ids, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_batch_commit_failure_fails_every_waiter,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(jobstore_event_batch_expired_waiter_writes_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(jobstore_retry_all_replays_dead_or_failed, setup, teardown),
     };
 
