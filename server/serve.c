@@ -18,8 +18,9 @@
  * plus the file again). A reload that fails is logged and the old state kept.
  *
  * Shutdown on SIGTERM/SIGINT: stop the daemon (it stops accepting, lets running handlers
- * return and closes every connection), stop the workers at a safe point (an interrupted job stays running in the store
- * and is recovered at the next start), free the engine, close the store, exit 0.
+ * return and closes every connection), stop the workers at a safe point (an interrupted job stays
+ * running in the store and is recovered at the next start), free the engine, close the store, exit
+ * 0.
  */
 #include <errno.h>
 #include <pthread.h>
