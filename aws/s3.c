@@ -112,8 +112,9 @@ char *s3_build_url(const char *endpoint, int path_style, const char *bucket, con
     if (!sep)
         return NULL;
     buf_init(&b, 64 * 1024);
-    if (strchr(bucket, '.'))
-        path_style = 1; /* a wildcard certificate does not cover a.b.s3... */
+    /* Virtual-hosted needs a DNS label the wildcard certificate covers: [a-z0-9-] only. */
+    if (bucket[strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0')
+        path_style = 1;
     if (path_style) {
         buf_puts(&b, endpoint);
         buf_putc(&b, '/');
