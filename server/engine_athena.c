@@ -417,21 +417,6 @@ static int64_t jittered(int64_t ms)
     return ms - ms / 5 + (span > 0 ? (int64_t)(sys_random_u64() % (uint64_t)(span + 1)) : 0);
 }
 
-/* Waits on `changed` for at most ms (monotonic); the lock is held. */
-static void wait_locked(struct engine_athena *ea, int64_t ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&ea->changed, &ea->lock, &ts);
-}
-
 /* ---- the poller --------------------------------------------------------------------------- */
 
 /* Applies one BatchGetQueryExecution answer; the lock is held. */
@@ -500,13 +485,13 @@ static void *poller_main(void *arg)
                 soonest = t->next_check_ms;
         }
         if (n == 0) {
-            wait_locked(ea, soonest - now > 0 ? soonest - now : 1);
+            sys_cond_wait_ms(&ea->changed, &ea->lock, soonest - now > 0 ? soonest - now : 1);
             continue;
         }
         if (now < ea->next_call_ms) { /* the global rate cap */
             for (size_t i = 0; i < n; i++)
                 free(copies[i]);
-            wait_locked(ea, ea->next_call_ms - now);
+            sys_cond_wait_ms(&ea->changed, &ea->lock, ea->next_call_ms - now);
             continue;
         }
         ea->next_call_ms = now + (1000 + ea->set.poll_rate - 1) / ea->set.poll_rate;
@@ -588,7 +573,7 @@ static int wait_ended(struct engine_athena *ea, const char *id, const struct eng
         if (job && ((job->cancel && atomic_load(job->cancel)) ||
                     (job->deadline_ms > 0 && sys_now_ms() >= job->deadline_ms)))
             break;
-        wait_locked(ea, DDL_WAIT_SLICE);
+        sys_cond_wait_ms(&ea->changed, &ea->lock, DDL_WAIT_SLICE);
     }
     pthread_mutex_unlock(&ea->lock);
     return done;
@@ -1423,7 +1408,6 @@ int engine_athena_new(const char *data_dir, const struct athena_settings *s, str
 {
     struct engine_athena *ea = NULL;
     struct aws_client_config cc = {0};
-    pthread_condattr_t ca;
     char dir[4096], fp[65], conf[2048];
     int n;
 
@@ -1443,10 +1427,7 @@ int engine_athena_new(const char *data_dir, const struct athena_settings *s, str
     ea->base.ops = &athena_ops;
     pthread_mutex_init(&ea->lock, NULL);
     pthread_mutex_init(&ea->ddl_lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ea->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    sys_cond_init(&ea->changed);
     if (settings_copy(&ea->set, s) != 0)
         goto nomem;
     snprintf(conf, sizeof conf, "%s\n%s\n%s\n%s\n%s\n%s", s->catalog, s->database, s->table,
