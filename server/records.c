@@ -67,6 +67,16 @@ static int vec_append(struct vec *v, const void *src, size_t n)
     return 0;
 }
 
+/* Appends one element of `elem` bytes. */
+static int vec_push(struct vec *v, const void *src, size_t elem)
+{
+    if (vec_reserve(v, elem, v->len + 1))
+        return -1;
+    memcpy((char *)v->data + v->len * elem, src, elem);
+    v->len++;
+    return 0;
+}
+
 static void vec_free(struct vec *v)
 {
     free(v->data);
@@ -951,9 +961,8 @@ static int string_array(struct rp *r, struct path *pp, int64_t *idx, struct vec 
         if (peek(r) == '"') {
             if (kept_string(r, pp, &s, NULL))
                 return -1;
-            if (vec_reserve(v, sizeof(s), v->len + 1))
+            if (vec_push(v, &s, sizeof(s)))
                 return nomem(r);
-            ((const char **)v->data)[v->len++] = s;
             (*n_out)++;
         } else {
             bad_type(r, pp, "a string");
@@ -994,10 +1003,7 @@ static int lab(struct rp *r, int64_t i)
     }
     if (more < 0)
         return -1;
-    if (vec_reserve(&r->ps->labs, sizeof(l), r->ps->labs.len + 1))
-        return nomem(r);
-    ((struct record_lab *)r->ps->labs.data)[r->ps->labs.len++] = l;
-    return 0;
+    return vec_push(&r->ps->labs, &l, sizeof(l)) ? nomem(r) : 0;
 }
 
 static int accreditation(struct rp *r, int64_t i)
@@ -1047,10 +1053,7 @@ static int accreditation(struct rp *r, int64_t i)
     }
     if (more < 0)
         return -1;
-    if (vec_reserve(&r->ps->accs, sizeof(a), r->ps->accs.len + 1))
-        return nomem(r);
-    ((struct record_accreditation *)r->ps->accs.data)[r->ps->accs.len++] = a;
-    return 0;
+    return vec_push(&r->ps->accs, &a, sizeof(a)) ? nomem(r) : 0;
 }
 
 /* labs or accreditations: an array of objects, or null. */
