@@ -227,6 +227,14 @@ static int env_str(const char *name, const char *def, char **out)
     return *out ? 0 : -1;
 }
 
+/* Writes the reason a setting is refused into err; returns -1. */
+static int invalid(char *err, size_t errlen, const char *name, const char *value,
+                   const char *expected)
+{
+    snprintf(err, errlen, "invalid %s \"%.200s\": expected %s", name, value, expected);
+    return -1;
+}
+
 int engine_athena_settings_load(struct athena_settings *s, char *err, size_t errlen)
 {
     const char *v;
@@ -242,50 +250,24 @@ int engine_athena_settings_load(struct athena_settings *s, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (!athena_sql_location_ok(s->source_uri)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_SOURCE_URI \"%.200s\": expected s3://bucket/prefix/ (a valid "
-                 "bucket; a prefix ending in / of A-Z a-z 0-9 ! - _ . * ( ) /)",
-                 s->source_uri);
-        return -1;
-    }
-    if (!athena_sql_ident_ok(s->database)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_DATABASE \"%.200s\": expected 1..128 of "
-                 "[a-z0-9_]",
-                 s->database);
-        return -1;
-    }
-    if (!athena_sql_ident_ok(s->table)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_TABLE \"%.200s\": expected 1..128 of "
-                 "[a-z0-9_]",
-                 s->table);
-        return -1;
-    }
-    if (!chars_ok(s->workgroup, "._-", 128)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_WORKGROUP \"%.200s\": expected 1..128 of "
-                 "[A-Za-z0-9._-]",
-                 s->workgroup);
-        return -1;
-    }
-    if (!chars_ok(s->catalog, "_-", 128)) {
-        snprintf(err, errlen,
-                 "invalid HCPIPE_ATHENA_CATALOG \"%.200s\": expected 1..128 of "
-                 "[A-Za-z0-9_-]",
-                 s->catalog);
-        return -1;
-    }
+    if (!athena_sql_location_ok(s->source_uri))
+        return invalid(err, errlen, "HCPIPE_SOURCE_URI", s->source_uri,
+                       "s3://bucket/prefix/ (a valid bucket; a prefix ending in / of A-Z a-z 0-9 ! "
+                       "- _ . * ( ) /)");
+    if (!athena_sql_ident_ok(s->database))
+        return invalid(err, errlen, "HCPIPE_ATHENA_DATABASE", s->database, "1..128 of [a-z0-9_]");
+    if (!athena_sql_ident_ok(s->table))
+        return invalid(err, errlen, "HCPIPE_ATHENA_TABLE", s->table, "1..128 of [a-z0-9_]");
+    if (!chars_ok(s->workgroup, "._-", 128))
+        return invalid(err, errlen, "HCPIPE_ATHENA_WORKGROUP", s->workgroup,
+                       "1..128 of [A-Za-z0-9._-]");
+    if (!chars_ok(s->catalog, "_-", 128))
+        return invalid(err, errlen, "HCPIPE_ATHENA_CATALOG", s->catalog, "1..128 of [A-Za-z0-9_-]");
     v = getenv("HCPIPE_ATHENA_OUTPUT");
     if (v && *v) {
-        if (!output_ok(v)) {
-            snprintf(err, errlen,
-                     "invalid HCPIPE_ATHENA_OUTPUT \"%.200s\": expected "
-                     "s3://bucket/prefix/ (printable, ending in /)",
-                     v);
-            return -1;
-        }
+        if (!output_ok(v))
+            return invalid(err, errlen, "HCPIPE_ATHENA_OUTPUT", v,
+                           "s3://bucket/prefix/ (printable, ending in /)");
         s->output = strdup(v);
         if (!s->output) {
             snprintf(err, errlen, "out of memory");
