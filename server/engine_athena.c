@@ -1168,6 +1168,25 @@ static int split_s3(const char *uri, char **bucket, char **key)
     return 0;
 }
 
+/* GetQueryResults of handle into *page (the caller clears it), counted. A failure is classified
+ * into the returned error and *problem_out, HC_EENGINEBUSY counting as HC_EENGINETRANSIENT. */
+static int get_page(struct engine_athena *ea, const char *handle, const char *token, int max_rows,
+                    struct athena_result_page *page, json_t **problem_out)
+{
+    struct athena_error aerr;
+    int rc_call = athena_get_results(ea->client, handle, token, max_rows, page, &aerr);
+    int err;
+
+    count_call("GetQueryResults", rc_call, &aerr);
+    if (rc_call == 0)
+        return HC_OK;
+    err = classify_call(&aerr);
+    if (err == HC_EENGINEBUSY)
+        err = HC_EENGINETRANSIENT;
+    call_problem(problem_out, err, "GetQueryResults", &aerr);
+    return err;
+}
+
 /* Streams the whole result from the CSV object Athena wrote (one "page"). Returns 1 through
  * *used_out when it did (err then tells how), 0 when the pages should be used instead (no S3
  * location, or with auto: small or unreadable). */
@@ -1177,7 +1196,6 @@ static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
 {
     struct csv_fetch cf = {.q = q, .sink = sink, .problem_out = problem_out};
     struct athena_result_page page = {0};
-    struct athena_error aerr;
     struct s3_object_info oi;
     struct s3_error se;
     struct tracked *t;
@@ -1197,15 +1215,9 @@ static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
         goto out;
     *used_out = 1;
     /* The column types come from a one-row page; the values from the object. */
-    int rc_call = athena_get_results(ea->client, handle, NULL, 1, &page, &aerr);
-    count_call("GetQueryResults", rc_call, &aerr);
-    if (rc_call != 0) {
-        err = classify_call(&aerr);
-        if (err == HC_EENGINEBUSY)
-            err = HC_EENGINETRANSIENT;
-        call_problem(problem_out, err, "GetQueryResults", &aerr);
+    err = get_page(ea, handle, NULL, 1, &page, problem_out);
+    if (err)
         goto out;
-    }
     err = check_columns(q, &page, problem_out);
     if (!err)
         err = sink->columns(sink->ctx, q->columns, q->ncols);
@@ -1256,7 +1268,6 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
     struct engine_athena *ea = (struct engine_athena *)e;
     const struct catalog_query *q = catalog_find(job->query);
     struct athena_result_page page = {0};
-    struct athena_error aerr;
     struct value *vals = NULL;
     int err = HC_OK, used = 0;
 
@@ -1270,15 +1281,9 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
         if (used || err)
             return err;
     }
-    int rc_call = athena_get_results(ea->client, handle, token, RESULT_PAGE_ROWS, &page, &aerr);
-    count_call("GetQueryResults", rc_call, &aerr);
-    if (rc_call != 0) {
-        err = classify_call(&aerr);
-        if (err == HC_EENGINEBUSY)
-            err = HC_EENGINETRANSIENT;
-        call_problem(problem_out, err, "GetQueryResults", &aerr);
+    err = get_page(ea, handle, token, RESULT_PAGE_ROWS, &page, problem_out);
+    if (err)
         goto out;
-    }
     err = check_columns(q, &page, problem_out);
     if (!err && !token)
         err = sink->columns(sink->ctx, q->columns, q->ncols);
