@@ -5,8 +5,10 @@
  *   1. Small helpers (errors, jansson accessors, state names).
  *   2. Pure builders and parsers: StartQueryExecution body, the responses of every operation,
  *      the JSON error body. They take bytes and return owned C structs.
- *   3. The operations: one `call()` that POSTs a JSON body with the JSON 1.1 headers through
- *      aws_request_perform(), then a thin function per operation.
+ *   3. The operations: `send_op()` POSTs a JSON body with the JSON 1.1 headers through
+ *      aws_request_perform() and maps a failure into an athena_error; `call()` wraps it with the
+ *      body's and response's lifetimes and a parser of the 2xx body; then a thin function per
+ *      operation that checks its arguments and builds its body.
  */
 #include "aws/athena.h"
 
@@ -546,9 +548,44 @@ int athena_parse_error(const char *json, size_t len, char *code, size_t codelen,
 
 /* ---- 3. operations --------------------------------------------------------------------------- */
 
+/* Builds {"QueryExecutionId": id} (plus extra string members when given). */
+static char *id_body(const char *id, const char *next_token, int max_results)
+{
+    json_t *root = json_object();
+    char *out = NULL;
+    int bad = !root;
+
+    if (!bad) {
+        bad |= json_object_set_new(root, "QueryExecutionId", json_string(id));
+        if (next_token)
+            bad |= json_object_set_new(root, "NextToken", json_string(next_token));
+        if (max_results > 0)
+            bad |= json_object_set_new(root, "MaxResults", json_integer(max_results));
+    }
+    if (!bad)
+        out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return out;
+}
+
+static int check_id(const char *id, struct athena_error *err)
+{
+    if (!id || !*id || strlen(id) > 128) {
+        set_err(err, 0, "InvalidArgument", "QueryExecutionId must have 1..128 characters");
+        return -1;
+    }
+    return 0;
+}
+
+static void response_init(struct aws_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    buf_init(&resp->body, 0);
+}
+
 /* POSTs body to AmazonAthena.<op>; on success the response body is in resp->body. */
-static int call(struct aws_client *c, const char *op, const char *body, struct aws_response *resp,
-                struct athena_error *err)
+static int send_op(struct aws_client *c, const char *op, const char *body,
+                   struct aws_response *resp, struct athena_error *err)
 {
     char target[96];
     struct aws_header headers[2];
@@ -602,55 +639,81 @@ out:
     return rc;
 }
 
-/* Builds {"QueryExecutionId": id} (plus extra string members when given). */
-static char *id_body(const char *id, const char *next_token, int max_results)
-{
-    json_t *root = json_object();
-    char *out = NULL;
-    int bad = !root;
+/* Parses a 2xx response body into ctx; on failure writes why into perr. */
+typedef int (*parse_fn)(const char *json, size_t len, void *ctx, char *perr, size_t perrlen);
 
-    if (!bad) {
-        bad |= json_object_set_new(root, "QueryExecutionId", json_string(id));
-        if (next_token)
-            bad |= json_object_set_new(root, "NextToken", json_string(next_token));
-        if (max_results > 0)
-            bad |= json_object_set_new(root, "MaxResults", json_integer(max_results));
+/* One Athena operation: POSTs body (consumed; NULL: it could not be built) to
+ * AmazonAthena.<op>, maps a failure into *err and hands a 2xx body to parse (NULL: none). Returns
+ * 0, or -1 with *err filled. */
+static int call(struct aws_client *c, const char *op, char *body, parse_fn parse, void *ctx,
+                struct athena_error *err)
+{
+    struct aws_response resp;
+    char perr[160];
+    int rc = -1;
+
+    response_init(&resp);
+    if (!body) {
+        set_err(err, 0, "InvalidArgument", "cannot build the request");
+        goto out;
     }
-    if (!bad)
-        out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return out;
+    if (send_op(c, op, body, &resp, err) != 0)
+        goto out;
+    if (parse &&
+        parse(resp.body.data ? resp.body.data : "", resp.body.len, ctx, perr, sizeof(perr)) != 0) {
+        set_err(err, resp.status, "ClientError", "%s response: %s", op, perr);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(body);
+    aws_response_free(&resp);
+    return rc;
 }
 
-static int check_id(const char *id, struct athena_error *err)
+/* parse_fn adapters over the public parsers. */
+static int on_start(const char *json, size_t len, void *ctx, char *perr, size_t perrlen)
 {
-    if (!id || !*id || strlen(id) > 128) {
-        set_err(err, 0, "InvalidArgument", "QueryExecutionId must have 1..128 characters");
-        return -1;
-    }
-    return 0;
+    char **id_out = ctx;
+
+    *id_out = athena_parse_start_response(json, len, perr, perrlen);
+    return *id_out ? 0 : -1;
 }
 
-static void response_init(struct aws_response *resp)
+static int on_execution(const char *json, size_t len, void *ctx, char *perr, size_t perrlen)
 {
-    memset(resp, 0, sizeof(*resp));
-    buf_init(&resp->body, 0);
+    return athena_parse_query_execution(json, len, ctx, perr, perrlen);
+}
+
+static int on_batch(const char *json, size_t len, void *ctx, char *perr, size_t perrlen)
+{
+    return athena_parse_batch(json, len, ctx, perr, perrlen);
+}
+
+/* GetQueryResults: the page to fill and whether it is the first one (its header row). */
+struct results_ctx {
+    struct athena_result_page *out;
+    int first_page;
+};
+
+static int on_results(const char *json, size_t len, void *ctx, char *perr, size_t perrlen)
+{
+    struct results_ctx *r = ctx;
+
+    return athena_parse_results(json, len, r->first_page, r->out, perr, perrlen);
 }
 
 int athena_start_query(struct aws_client *c, const struct athena_start_params *p, char **id_out,
                        struct athena_error *err)
 {
     struct athena_start_params q;
-    struct aws_response resp;
     char token[33], perr[160];
-    char *body = NULL;
-    int rc = -1;
+    char *body;
 
     *id_out = NULL;
-    response_init(&resp);
     if (!p) {
         set_err(err, 0, "InvalidArgument", "no parameters");
-        goto out;
+        return -1;
     }
     q = *p;
     if (!q.client_request_token) {
@@ -660,162 +723,76 @@ int athena_start_query(struct aws_client *c, const struct athena_start_params *p
     body = athena_start_body(&q, perr, sizeof(perr));
     if (!body) {
         set_err(err, 0, "InvalidArgument", "%s", perr);
-        goto out;
+        return -1;
     }
-    if (call(c, "StartQueryExecution", body, &resp, err) != 0)
-        goto out;
-    *id_out = athena_parse_start_response(resp.body.data ? resp.body.data : "", resp.body.len, perr,
-                                          sizeof(perr));
-    if (!*id_out) {
-        set_err(err, resp.status, "ClientError", "StartQueryExecution response: %s", perr);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(body);
-    aws_response_free(&resp);
-    return rc;
+    return call(c, "StartQueryExecution", body, on_start, id_out, err);
 }
 
 int athena_get_query(struct aws_client *c, const char *id, struct athena_query_execution *out,
                      struct athena_error *err)
 {
-    struct aws_response resp;
-    char perr[160];
-    char *body = NULL;
-    int rc = -1;
-
     memset(out, 0, sizeof(*out));
     athena_query_execution_clear(out);
-    response_init(&resp);
     if (check_id(id, err) != 0)
-        goto out;
-    body = id_body(id, NULL, 0);
-    if (!body) {
-        set_err(err, 0, "InvalidArgument", "cannot build the request");
-        goto out;
-    }
-    if (call(c, "GetQueryExecution", body, &resp, err) != 0)
-        goto out;
-    if (athena_parse_query_execution(resp.body.data ? resp.body.data : "", resp.body.len, out, perr,
-                                     sizeof(perr)) != 0) {
-        set_err(err, resp.status, "ClientError", "GetQueryExecution response: %s", perr);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(body);
-    aws_response_free(&resp);
-    return rc;
+        return -1;
+    return call(c, "GetQueryExecution", id_body(id, NULL, 0), on_execution, out, err);
 }
 
 int athena_batch_get_query(struct aws_client *c, const char *const *ids, size_t n_ids,
                            struct athena_batch *out, struct athena_error *err)
 {
-    struct aws_response resp;
     json_t *root = NULL, *arr = NULL;
-    char perr[160];
     char *body = NULL;
-    int rc = -1, bad = 0;
+    int bad = 0;
 
     memset(out, 0, sizeof(*out));
-    response_init(&resp);
     if (!ids || n_ids == 0 || n_ids > ATHENA_BATCH_MAX) {
         set_err(err, 0, "InvalidArgument", "BatchGetQueryExecution takes 1..%d ids",
                 ATHENA_BATCH_MAX);
-        goto out;
+        return -1;
     }
+    for (size_t i = 0; i < n_ids; i++)
+        if (check_id(ids[i], err) != 0)
+            return -1;
     root = json_object();
     arr = json_array();
     bad = !root || !arr;
-    for (size_t i = 0; i < n_ids && !bad; i++) {
-        if (check_id(ids[i], err) != 0)
-            goto out;
+    for (size_t i = 0; i < n_ids && !bad; i++)
         bad |= json_array_append_new(arr, json_string(ids[i]));
-    }
     if (!bad) {
         bad |= json_object_set_new(root, "QueryExecutionIds", arr);
         arr = NULL;
     }
     if (!bad)
         body = json_dumps(root, JSON_COMPACT);
-    if (!body) {
-        set_err(err, 0, "InvalidArgument", "cannot build the request");
-        goto out;
-    }
-    if (call(c, "BatchGetQueryExecution", body, &resp, err) != 0)
-        goto out;
-    if (athena_parse_batch(resp.body.data ? resp.body.data : "", resp.body.len, out, perr,
-                           sizeof(perr)) != 0) {
-        set_err(err, resp.status, "ClientError", "BatchGetQueryExecution response: %s", perr);
-        goto out;
-    }
-    rc = 0;
-out:
     json_decref(arr);
     json_decref(root);
-    free(body);
-    aws_response_free(&resp);
-    return rc;
+    return call(c, "BatchGetQueryExecution", body, on_batch, out, err);
 }
 
 int athena_get_results(struct aws_client *c, const char *id, const char *next_token,
                        int max_results, struct athena_result_page *out, struct athena_error *err)
 {
-    struct aws_response resp;
-    char perr[160];
-    char *body = NULL;
-    int rc = -1;
+    struct results_ctx r = {out, !next_token};
 
     memset(out, 0, sizeof(*out));
     out->update_count = -1;
-    response_init(&resp);
     if (check_id(id, err) != 0)
-        goto out;
+        return -1;
     if (max_results < 0 || max_results > 1000) {
         set_err(err, 0, "InvalidArgument", "MaxResults must be 1..1000");
-        goto out;
+        return -1;
     }
     if (next_token && (!*next_token || strlen(next_token) > 1024)) {
         set_err(err, 0, "InvalidArgument", "NextToken must have 1..1024 characters");
-        goto out;
+        return -1;
     }
-    body = id_body(id, next_token, max_results);
-    if (!body) {
-        set_err(err, 0, "InvalidArgument", "cannot build the request");
-        goto out;
-    }
-    if (call(c, "GetQueryResults", body, &resp, err) != 0)
-        goto out;
-    if (athena_parse_results(resp.body.data ? resp.body.data : "", resp.body.len, !next_token, out,
-                             perr, sizeof(perr)) != 0) {
-        set_err(err, resp.status, "ClientError", "GetQueryResults response: %s", perr);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(body);
-    aws_response_free(&resp);
-    return rc;
+    return call(c, "GetQueryResults", id_body(id, next_token, max_results), on_results, &r, err);
 }
 
 int athena_stop_query(struct aws_client *c, const char *id, struct athena_error *err)
 {
-    struct aws_response resp;
-    char *body = NULL;
-    int rc = -1;
-
-    response_init(&resp);
     if (check_id(id, err) != 0)
-        goto out;
-    body = id_body(id, NULL, 0);
-    if (!body) {
-        set_err(err, 0, "InvalidArgument", "cannot build the request");
-        goto out;
-    }
-    rc = call(c, "StopQueryExecution", body, &resp, err);
-out:
-    free(body);
-    aws_response_free(&resp);
-    return rc;
+        return -1;
+    return call(c, "StopQueryExecution", id_body(id, NULL, 0), NULL, NULL, err);
 }

@@ -64,6 +64,14 @@ static void cred_buf_wipe(struct buf *b)
     buf_free(b);
 }
 
+/* Wipes the headers (they may hold a token) and frees the list. */
+static void cred_slist_wipe(struct curl_slist *hl)
+{
+    for (struct curl_slist *s = hl; s; s = s->next)
+        OPENSSL_cleanse(s->data, strlen(s->data));
+    curl_slist_free_all(hl);
+}
+
 /* Copies src into dst (all strings duplicated). Returns 0 or -1 on ENOMEM (dst cleared). */
 static int cred_copy(struct aws_credentials *dst, const struct aws_credentials *src)
 {
@@ -625,11 +633,7 @@ static int cred_container(struct aws_credentials *out, char *err, size_t errlen)
         goto out;
     rc = 1;
 out:
-    if (hl) {
-        for (struct curl_slist *s = hl; s; s = s->next)
-            OPENSSL_cleanse(s->data, strlen(s->data));
-        curl_slist_free_all(hl);
-    }
+    cred_slist_wipe(hl);
     cred_free_secret(token);
     cred_buf_wipe(&authz);
     cred_buf_wipe(&body);
@@ -766,11 +770,7 @@ static int cred_imds(struct aws_credentials *out, char *err, size_t errlen)
         goto out;
     rc = 1;
 out:
-    if (hl) {
-        for (struct curl_slist *s = hl; s; s = s->next)
-            OPENSSL_cleanse(s->data, strlen(s->data));
-        curl_slist_free_all(hl);
-    }
+    cred_slist_wipe(hl);
     cred_buf_wipe(&tokhdr);
     cred_buf_wipe(&body);
     return rc;

@@ -379,43 +379,6 @@ out:
     return res;
 }
 
-char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *key,
-                        const char *query)
-{
-    int path_style = 0;
-    const char *ep = aws_client_endpoint(c, "s3", &path_style);
-    char *ekey = NULL, *res = NULL;
-    struct buf b;
-
-    buf_init(&b, 1 << 20);
-    if (!ep)
-        goto out;
-    /* Virtual-hosted needs a DNS label the wildcard certificate covers: [a-z0-9-] only. */
-    if (bucket[strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0')
-        path_style = 1;
-    ekey = sigv4_uri_encode(key ? key : "", key ? strlen(key) : 0, 1);
-    if (!ekey)
-        goto out;
-    if (path_style) {
-        buf_printf(&b, "%s/%s", ep, bucket);
-    } else {
-        /* https://s3.{region}... -> https://{bucket}.s3.{region}... */
-        const char *host = strstr(ep, "://");
-
-        host = host ? host + 3 : ep;
-        buf_append(&b, ep, (size_t)(host - ep));
-        buf_printf(&b, "%s.%s", bucket, host);
-    }
-    buf_printf(&b, "/%s", ekey);
-    if (query)
-        buf_printf(&b, "?%s", query);
-    res = buf_steal(&b, NULL);
-out:
-    free(ekey);
-    buf_free(&b);
-    return res;
-}
-
 /* ---- the handle pool ---- */
 
 static CURL *http_handle_get(struct aws_client *c)

@@ -50,14 +50,6 @@ const char *aws_client_region(const struct aws_client *c);
  * lives. Returns NULL on ENOMEM. */
 const char *aws_client_endpoint(struct aws_client *c, const char *service, int *path_style_out);
 
-/* The full URL of an S3 object (or of the bucket when key is NULL or ""): virtual-hosted
- * https://{bucket}.s3.{region}.amazonaws.com/{key}, or path-style {endpoint}/{bucket}/{key}
- * when the endpoint is custom or the bucket name has characters other than [a-z0-9-]. The key is
- * URI-encoded once ('/' kept); `query` (already encoded, without '?') is appended when non-NULL.
- * Caller frees. Returns NULL on ENOMEM. */
-char *aws_client_s3_url(struct aws_client *c, const char *bucket, const char *key,
-                        const char *query);
-
 struct aws_header {
     const char *name;
     const char *value;

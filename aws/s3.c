@@ -7,8 +7,10 @@
  *   2. XML parsers on expat: one generic collector that records the text of the elements a
  *      caller asks for (a path of element names below the root), used for the ListObjectsV2
  *      result and for <Error> bodies. A DOCTYPE stops the parser (no entity games).
- *   3. The operations: each builds the URL and headers, calls aws_request_perform() (which signs,
- *      retries and parses service errors) and turns the response into the public shapes.
+ *   3. The operations: one `call()` that builds the URL, sends the request through
+ *      aws_request_perform() (which signs, retries and parses service errors), maps a failure
+ *      into an s3_error and turns the response into the public shapes; then a thin function per
+ *      operation that checks its arguments and sets the method, headers and body.
  */
 #include "aws/s3.h"
 
@@ -110,8 +112,9 @@ char *s3_build_url(const char *endpoint, int path_style, const char *bucket, con
     if (!sep)
         return NULL;
     buf_init(&b, 64 * 1024);
-    if (strchr(bucket, '.'))
-        path_style = 1; /* a wildcard certificate does not cover a.b.s3... */
+    /* Virtual-hosted needs a DNS label the wildcard certificate covers: [a-z0-9-] only. */
+    if (bucket[strspn(bucket, "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0')
+        path_style = 1;
     if (path_style) {
         buf_puts(&b, endpoint);
         buf_putc(&b, '/');
@@ -592,14 +595,61 @@ static int check_args(const char *bucket, const char *key, struct s3_error *err)
     return 0;
 }
 
-/* Performs req; on failure fills *err. */
-static int perform(struct aws_client *c, struct aws_request *req, struct aws_response *resp,
-                   struct s3_error *err)
+/* check_args() for an operation on one object: the key is required too. */
+static int check_object(const char *bucket, const char *key, struct s3_error *err)
 {
-    if (aws_request_perform(c, req, resp) == 0)
-        return 0;
-    fill_err(err, resp);
-    return -1;
+    if (check_args(bucket, key, err) != 0)
+        return -1;
+    if (!key) {
+        set_err(err, 0, "InvalidArgument", "key is required");
+        return -1;
+    }
+    return 0;
+}
+
+/* One S3 operation: sends req (method, headers, body and on_data set by the caller) to
+ * bucket/key?query (key NULL: the bucket; query NULL: none) through aws_request_perform(), which
+ * signs, retries and parses service errors. On success fills info_out (optional) from the
+ * response headers and, when list_out is set, parses the body as a ListObjectsV2 page into it
+ * (caller frees with s3_list_page_free()). Returns 0, or -1 with *err filled. */
+static int call(struct aws_client *c, struct aws_request *req, const char *bucket, const char *key,
+                const char *query, struct s3_object_info *info_out, struct s3_list_page *list_out,
+                struct s3_error *err)
+{
+    struct aws_response resp;
+    char *url = NULL, perr[200];
+    int rc = -1;
+
+    memset(&resp, 0, sizeof(resp));
+    buf_init(&resp.body, 0);
+    url = object_url(c, bucket, key, query);
+    if (!url) {
+        set_err(err, 0, "ClientError", "cannot build URL");
+        goto out;
+    }
+    req->service = "s3";
+    req->url = url;
+    if (aws_request_perform(c, req, &resp) != 0) {
+        fill_err(err, &resp);
+        goto out;
+    }
+    fill_info(info_out, &resp);
+    if (list_out && s3_parse_list_xml(resp.body.data ? resp.body.data : "", resp.body.len, list_out,
+                                      perr, sizeof(perr)) != 0) {
+        set_err(err, resp.status, "ClientError", "ListObjectsV2 response: %s", perr);
+        goto out;
+    }
+    if (list_out && list_out->is_truncated && !list_out->next_continuation_token) {
+        s3_list_page_free(list_out);
+        set_err(err, resp.status, "ClientError", "truncated listing without a continuation token");
+        goto out;
+    }
+    rc = 0;
+out:
+    req->url = NULL;
+    aws_response_free(&resp);
+    free(url);
+    return rc;
 }
 
 /* on_data trampoline: remembers that the caller aborted. */
@@ -626,117 +676,50 @@ int s3_get_object(struct aws_client *c, const char *bucket, const char *key,
                   struct s3_object_info *info_out, struct s3_error *err)
 {
     struct aws_header headers[2];
-    struct aws_request req;
-    struct aws_response resp;
     struct get_ctx g = {on_data, ctx, 0};
-    size_t n = 0;
-    char *url = NULL;
-    int rc = -1;
+    struct aws_request req = {.method = "GET", .headers = headers};
 
-    memset(&resp, 0, sizeof(resp));
-    buf_init(&resp.body, 0);
     if (check_args(bucket, key, err) != 0)
-        goto out;
+        return -1;
     if (!key || !on_data) {
         set_err(err, 0, "InvalidArgument", "key and on_data are required");
-        goto out;
-    }
-    url = object_url(c, bucket, key, NULL);
-    if (!url) {
-        set_err(err, 0, "ClientError", "cannot build URL");
-        goto out;
+        return -1;
     }
     if (opt && opt->range && *opt->range)
-        headers[n++] = (struct aws_header){"Range", opt->range};
+        headers[req.n_headers++] = (struct aws_header){"Range", opt->range};
     if (opt && opt->if_match && *opt->if_match)
-        headers[n++] = (struct aws_header){"If-Match", opt->if_match};
-    memset(&req, 0, sizeof(req));
-    req.service = "s3";
-    req.method = "GET";
-    req.url = url;
-    req.headers = headers;
-    req.n_headers = n;
+        headers[req.n_headers++] = (struct aws_header){"If-Match", opt->if_match};
     req.on_data = get_on_data;
     req.on_data_ctx = &g;
-    if (perform(c, &req, &resp, err) != 0) {
-        if (g.aborted)
-            set_err(err, resp.status, "ClientError", "aborted by the data callback");
-        goto out;
+    if (call(c, &req, bucket, key, NULL, info_out, NULL, err) != 0) {
+        /* fill_err() gave err the response's status. */
+        if (g.aborted && err)
+            set_err(err, err->status, "ClientError", "aborted by the data callback");
+        return -1;
     }
-    fill_info(info_out, &resp);
-    rc = 0;
-out:
-    aws_response_free(&resp);
-    free(url);
-    return rc;
+    return 0;
 }
 
 int s3_head_object(struct aws_client *c, const char *bucket, const char *key,
                    struct s3_object_info *info_out, struct s3_error *err)
 {
-    struct aws_request req;
-    struct aws_response resp;
-    char *url = NULL;
-    int rc = -1;
+    struct aws_request req = {.method = "HEAD"};
 
-    memset(&resp, 0, sizeof(resp));
-    buf_init(&resp.body, 0);
-    if (check_args(bucket, key, err) != 0)
-        goto out;
-    if (!key) {
-        set_err(err, 0, "InvalidArgument", "key is required");
-        goto out;
-    }
-    url = object_url(c, bucket, key, NULL);
-    if (!url) {
-        set_err(err, 0, "ClientError", "cannot build URL");
-        goto out;
-    }
-    memset(&req, 0, sizeof(req));
-    req.service = "s3";
-    req.method = "HEAD";
-    req.url = url;
-    if (perform(c, &req, &resp, err) != 0)
-        goto out;
-    fill_info(info_out, &resp);
-    rc = 0;
-out:
-    aws_response_free(&resp);
-    free(url);
-    return rc;
+    if (check_object(bucket, key, err) != 0)
+        return -1;
+    return call(c, &req, bucket, key, NULL, info_out, NULL, err);
 }
 
 static int put_common(struct aws_client *c, const char *bucket, const char *key, const void *data,
                       size_t len, const char *path, const char *content_type,
                       struct s3_object_info *info_out, struct s3_error *err)
 {
-    struct aws_header headers[1];
-    struct aws_request req;
-    struct aws_response resp;
-    char *url = NULL;
-    int rc = -1;
+    struct aws_header headers[1] = {
+        {"Content-Type", content_type ? content_type : "application/octet-stream"}};
+    struct aws_request req = {.method = "PUT", .headers = headers, .n_headers = 1};
 
-    memset(&resp, 0, sizeof(resp));
-    buf_init(&resp.body, 0);
-    if (check_args(bucket, key, err) != 0)
-        goto out;
-    if (!key) {
-        set_err(err, 0, "InvalidArgument", "key is required");
-        goto out;
-    }
-    url = object_url(c, bucket, key, NULL);
-    if (!url) {
-        set_err(err, 0, "ClientError", "cannot build URL");
-        goto out;
-    }
-    headers[0] = (struct aws_header){"Content-Type",
-                                     content_type ? content_type : "application/octet-stream"};
-    memset(&req, 0, sizeof(req));
-    req.service = "s3";
-    req.method = "PUT";
-    req.url = url;
-    req.headers = headers;
-    req.n_headers = 1;
+    if (check_object(bucket, key, err) != 0)
+        return -1;
     if (path) {
         req.body_file = path;
     } else {
@@ -744,16 +727,11 @@ static int put_common(struct aws_client *c, const char *bucket, const char *key,
         req.body = data ? data : "";
         req.body_len = data ? len : 0;
     }
-    if (perform(c, &req, &resp, err) != 0)
-        goto out;
-    fill_info(info_out, &resp);
+    if (call(c, &req, bucket, key, NULL, info_out, NULL, err) != 0)
+        return -1;
     if (info_out)
         info_out->size = path ? -1 : (int64_t)len;
-    rc = 0;
-out:
-    aws_response_free(&resp);
-    free(url);
-    return rc;
+    return 0;
 }
 
 int s3_put_object(struct aws_client *c, const char *bucket, const char *key, const void *data,
@@ -777,33 +755,11 @@ int s3_put_object_file(struct aws_client *c, const char *bucket, const char *key
 int s3_delete_object(struct aws_client *c, const char *bucket, const char *key,
                      struct s3_error *err)
 {
-    struct aws_request req;
-    struct aws_response resp;
-    char *url = NULL;
-    int rc = -1;
+    struct aws_request req = {.method = "DELETE"};
 
-    memset(&resp, 0, sizeof(resp));
-    buf_init(&resp.body, 0);
-    if (check_args(bucket, key, err) != 0)
-        goto out;
-    if (!key) {
-        set_err(err, 0, "InvalidArgument", "key is required");
-        goto out;
-    }
-    url = object_url(c, bucket, key, NULL);
-    if (!url) {
-        set_err(err, 0, "ClientError", "cannot build URL");
-        goto out;
-    }
-    memset(&req, 0, sizeof(req));
-    req.service = "s3";
-    req.method = "DELETE";
-    req.url = url;
-    rc = perform(c, &req, &resp, err);
-out:
-    aws_response_free(&resp);
-    free(url);
-    return rc;
+    if (check_object(bucket, key, err) != 0)
+        return -1;
+    return call(c, &req, bucket, key, NULL, NULL, NULL, err);
 }
 
 /* Appends "&name=value" (value encoded, '/' too); names are added in sorted order by the caller
@@ -821,16 +777,12 @@ int s3_list_objects_page(struct aws_client *c, const char *bucket,
                          const struct s3_list_options *opt, const char *continuation_token,
                          struct s3_list_page *page_out, struct s3_error *err)
 {
-    struct aws_request req;
-    struct aws_response resp;
+    struct aws_request req = {.method = "GET"};
     struct buf q;
-    char *url = NULL, perr[200];
     char maxkeys[16];
     int rc = -1;
 
     memset(page_out, 0, sizeof(*page_out));
-    memset(&resp, 0, sizeof(resp));
-    buf_init(&resp.body, 0);
     buf_init(&q, 16 * 1024);
     if (check_args(bucket, NULL, err) != 0)
         goto out;
@@ -858,32 +810,9 @@ int s3_list_objects_page(struct aws_client *c, const char *bucket,
         set_err(err, 0, "InvalidArgument", "query too long");
         goto out;
     }
-    url = object_url(c, bucket, NULL, q.data);
-    if (!url) {
-        set_err(err, 0, "ClientError", "cannot build URL");
-        goto out;
-    }
-    memset(&req, 0, sizeof(req));
-    req.service = "s3";
-    req.method = "GET";
-    req.url = url;
-    if (perform(c, &req, &resp, err) != 0)
-        goto out;
-    if (s3_parse_list_xml(resp.body.data ? resp.body.data : "", resp.body.len, page_out, perr,
-                          sizeof(perr)) != 0) {
-        set_err(err, resp.status, "ClientError", "ListObjectsV2 response: %s", perr);
-        goto out;
-    }
-    if (page_out->is_truncated && !page_out->next_continuation_token) {
-        s3_list_page_free(page_out);
-        set_err(err, resp.status, "ClientError", "truncated listing without a continuation token");
-        goto out;
-    }
-    rc = 0;
+    rc = call(c, &req, bucket, NULL, q.data, NULL, page_out, err);
 out:
-    aws_response_free(&resp);
     buf_free(&q);
-    free(url);
     return rc;
 }
 

@@ -79,8 +79,9 @@ char *s3_url_decode(const char *s, size_t len);
 
 /* Builds the URL of bucket/key (key NULL: the bucket itself) on `endpoint` ("scheme://host[:port]"
  * without trailing slash), path style or virtual-hosted (forced to path style when the bucket has
- * a '.'), with the key encoded once and `query` (already canonical, may be NULL) appended.
- * Returns a new string (caller frees) or NULL on ENOMEM / bad endpoint. */
+ * characters other than [a-z0-9-], e.g. a '.'), with the key encoded once and `query` (already
+ * canonical, may be NULL) appended. Returns a new string (caller frees) or NULL on ENOMEM / bad
+ * endpoint. */
 char *s3_build_url(const char *endpoint, int path_style, const char *bucket, const char *key,
                    const char *query);
 

@@ -559,21 +559,6 @@ static int64_t jittered(int64_t ms)
     return ms - ms / 5 + (span > 0 ? (int64_t)(sys_random_u64() % (uint64_t)(span + 1)) : 0);
 }
 
-/* Waits on `changed` for at most ms (monotonic); the lock is held. */
-static void wait_locked(struct engine_athena *ea, int64_t ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&ea->changed, &ea->lock, &ts);
-}
-
 /* ---- the poller --------------------------------------------------------------------------- */
 
 /* Applies one BatchGetQueryExecution answer; the lock is held. */
@@ -642,13 +627,13 @@ static void *poller_main(void *arg)
                 soonest = t->next_check_ms;
         }
         if (n == 0) {
-            wait_locked(ea, soonest - now > 0 ? soonest - now : 1);
+            sys_cond_wait_ms(&ea->changed, &ea->lock, soonest - now > 0 ? soonest - now : 1);
             continue;
         }
         if (now < ea->next_call_ms) { /* the global rate cap */
             for (size_t i = 0; i < n; i++)
                 free(copies[i]);
-            wait_locked(ea, ea->next_call_ms - now);
+            sys_cond_wait_ms(&ea->changed, &ea->lock, ea->next_call_ms - now);
             continue;
         }
         ea->next_call_ms = now + (1000 + ea->set.poll_rate - 1) / ea->set.poll_rate;
@@ -743,7 +728,7 @@ static int wait_ended(struct engine_athena *ea, const char *id, const struct eng
         if (job && ((job->cancel && atomic_load(job->cancel)) ||
                     (job->deadline_ms > 0 && sys_now_ms() >= job->deadline_ms)))
             break;
-        wait_locked(ea, DDL_WAIT_SLICE);
+        sys_cond_wait_ms(&ea->changed, &ea->lock, DDL_WAIT_SLICE);
     }
     pthread_mutex_unlock(&ea->lock);
     return done;
@@ -1367,6 +1352,25 @@ static int split_s3(const char *uri, char **bucket, char **key)
     return 0;
 }
 
+/* GetQueryResults of handle into *page (the caller clears it), counted. A failure is classified
+ * into the returned error and *problem_out, HC_EENGINEBUSY counting as HC_EENGINETRANSIENT. */
+static int get_page(struct engine_athena *ea, const char *handle, const char *token, int max_rows,
+                    struct athena_result_page *page, json_t **problem_out)
+{
+    struct athena_error aerr;
+    int rc_call = athena_get_results(ea->client, handle, token, max_rows, page, &aerr);
+    int err;
+
+    count_call("GetQueryResults", rc_call, &aerr);
+    if (rc_call == 0)
+        return HC_OK;
+    err = classify_call(&aerr);
+    if (err == HC_EENGINEBUSY)
+        err = HC_EENGINETRANSIENT;
+    call_problem(problem_out, err, "GetQueryResults", &aerr);
+    return err;
+}
+
 /* Streams the whole result from the CSV object Athena wrote (one "page"). Returns 1 through
  * *used_out when it did (err then tells how), 0 when the pages should be used instead (no S3
  * location, or with auto: small or unreadable). */
@@ -1376,7 +1380,6 @@ static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
 {
     struct csv_fetch cf = {.q = q, .sink = sink, .problem_out = problem_out};
     struct athena_result_page page = {0};
-    struct athena_error aerr;
     struct s3_object_info oi;
     struct s3_error se;
     struct tracked *t;
@@ -1396,15 +1399,9 @@ static int fetch_csv(struct engine_athena *ea, const struct engine_job *job,
         goto out;
     *used_out = 1;
     /* The column types come from a one-row page; the values from the object. */
-    int rc_call = athena_get_results(ea->client, handle, NULL, 1, &page, &aerr);
-    count_call("GetQueryResults", rc_call, &aerr);
-    if (rc_call != 0) {
-        err = classify_call(&aerr);
-        if (err == HC_EENGINEBUSY)
-            err = HC_EENGINETRANSIENT;
-        call_problem(problem_out, err, "GetQueryResults", &aerr);
+    err = get_page(ea, handle, NULL, 1, &page, problem_out);
+    if (err)
         goto out;
-    }
     err = check_columns(q, &page, problem_out);
     if (!err)
         err = sink->columns(sink->ctx, q->columns, q->ncols);
@@ -1455,7 +1452,6 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
     struct engine_athena *ea = (struct engine_athena *)e;
     const struct catalog_query *q = catalog_find(job->query);
     struct athena_result_page page = {0};
-    struct athena_error aerr;
     struct value *vals = NULL;
     int err = HC_OK, used = 0;
 
@@ -1469,15 +1465,9 @@ static int athena_fetch_page(struct engine *e, const struct engine_job *job, con
         if (used || err)
             return err;
     }
-    int rc_call = athena_get_results(ea->client, handle, token, RESULT_PAGE_ROWS, &page, &aerr);
-    count_call("GetQueryResults", rc_call, &aerr);
-    if (rc_call != 0) {
-        err = classify_call(&aerr);
-        if (err == HC_EENGINEBUSY)
-            err = HC_EENGINETRANSIENT;
-        call_problem(problem_out, err, "GetQueryResults", &aerr);
+    err = get_page(ea, handle, token, RESULT_PAGE_ROWS, &page, problem_out);
+    if (err)
         goto out;
-    }
     err = check_columns(q, &page, problem_out);
     if (!err && !token)
         err = sink->columns(sink->ctx, q->columns, q->ncols);
@@ -1589,7 +1579,6 @@ int engine_athena_new(const char *data_dir, const struct athena_settings *s, str
 {
     struct engine_athena *ea = NULL;
     struct aws_client_config cc = {0};
-    pthread_condattr_t ca;
     char dir[4096], fp[65], conf[2048];
     int n;
 
@@ -1609,10 +1598,7 @@ int engine_athena_new(const char *data_dir, const struct athena_settings *s, str
     ea->base.ops = &athena_ops;
     pthread_mutex_init(&ea->lock, NULL);
     pthread_mutex_init(&ea->ddl_lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ea->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    sys_cond_init(&ea->changed);
     if (settings_copy(&ea->set, s) != 0)
         goto nomem;
     snprintf(conf, sizeof conf, "%s\n%s\n%s\n%s\n%s\n%s", s->catalog, s->database, s->table,

@@ -6,7 +6,9 @@
  *                catalog query's SQL on a new read connection and steps it to its first row
  *                (SQLite does the sorting/aggregation there). Everything runs synchronously on
  *                the calling worker thread; the handle "local:<job_id>:<attempt>" names the
- *                in-memory run kept until its last page is fetched or it is cancelled.
+ *                in-memory run kept until its last page is fetched or it is cancelled. A start
+ *                whose handle names a run that is still kept (the same attempt of the same job
+ *                started twice without re-attaching) is refused with HC_ECONFLICT.
  *   poll()       the run exists, so it is done: returns its statistics.
  *   fetch_page() streams up to LOCAL_PAGE_ROWS rows from the kept statement into the sink;
  *                the token is the number of rows already sent.
@@ -37,6 +39,7 @@
 #define LOCAL_CHUNK      (1 << 20)   /* bytes read from an object at a time */
 #define LOCAL_MAX_RECORD (16u << 20) /* largest single record */
 #define LOCAL_PAGE_ROWS  10000
+#define RUN_TWICE        "this attempt of the job is already running in this process"
 
 /* What stops a statement: the job's cancel flag and deadline (refreshed on every call). */
 struct interrupt {
@@ -128,6 +131,26 @@ static struct run *run_find(struct engine_local *el, const char *handle, int unl
     }
     pthread_mutex_unlock(&el->lock);
     return r;
+}
+
+/* Adds r (its handle set) to the runs, unless a run has that handle already: HC_ECONFLICT
+ * then, and r stays the caller's. Two starts of one job attempt must not share a handle: the
+ * first fetch of the last page or cancel would free the run the other still uses. */
+static int run_add(struct engine_local *el, struct run *r)
+{
+    struct run *o;
+    int err = HC_OK;
+
+    pthread_mutex_lock(&el->lock);
+    for (o = el->runs; o; o = o->next)
+        if (strcmp(o->handle, r->handle) == 0)
+            err = HC_ECONFLICT;
+    if (!err) {
+        r->next = el->runs;
+        el->runs = r;
+    }
+    pthread_mutex_unlock(&el->lock);
+    return err;
 }
 
 /* ---- loading ---- */
@@ -526,6 +549,11 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
         *handle_out = strdup(handle);
         return *handle_out ? HC_OK : HC_ENOMEM;
     }
+    snprintf(name, sizeof name, "local:%s:%d", job->job_id ? job->job_id : "-", job->attempt);
+    if (run_find(el, name, 0)) { /* checked again when the run is added: this saves the load */
+        set_problem(problem_out, HC_ECONFLICT, RUN_TWICE);
+        return HC_ECONFLICT;
+    }
     r = calloc(1, sizeof *r);
     if (!r)
         return HC_ENOMEM;
@@ -593,15 +621,16 @@ static int local_start(struct engine *e, const struct engine_job *job, const cha
     r->handle = strdup(name);
     *handle_out = strdup(name);
     if (!r->handle || !*handle_out) {
+        err = HC_ENOMEM;
+    } else if (run_add(el, r) != HC_OK) {
+        err = HC_ECONFLICT;
+        set_problem(problem_out, err, RUN_TWICE);
+    }
+    if (err) {
         free(*handle_out);
         *handle_out = NULL;
-        err = HC_ENOMEM;
         goto out;
     }
-    pthread_mutex_lock(&el->lock);
-    r->next = el->runs;
-    el->runs = r;
-    pthread_mutex_unlock(&el->lock);
     r = NULL;
 out:
     if (err && err != HC_EBADRECORDS && err != HC_ECANCELLED && err != HC_ETIMEOUT && r && r->db)

@@ -887,177 +887,150 @@ out:
     return err;
 }
 
-int jobstore_set_handle(struct jobstore *js, const char *id, const char *handle)
-{
-    sqlite3_stmt *st = NULL;
-    int err;
+/* The values an UPDATE of one job binds besides :id and :now; a key NULL: not bound. */
+struct job_update {
+    const char *sql;      /* single-row UPDATE ... WHERE id = :id AND <the states it may leave> */
+    const char *text_key; /* a text parameter (NULL value: SQL NULL) */
+    const char *text;
+    const char *json_key; /* a JSON parameter, bound as compact text (NULL value: SQL NULL) */
+    const json_t *json;
+    const char *int_key; /* an integer parameter */
+    int64_t num;
+};
 
-    pthread_mutex_lock(&js->lock);
-    err = prepare(js,
-                  "UPDATE jobs SET handle = :handle, updated_ms = :now"
-                  " WHERE id = :id AND state = 'running'",
-                  &st);
-    if (!err) {
-        bind_text(st, ":handle", handle);
-        bind_int64(st, ":now", sys_now_ms());
-        bind_text(st, ":id", id);
-        err = update_locked(js, st, id, NULL);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
-}
-
-int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_t row_count)
+/* Runs u's UPDATE of job `id` under the lock, :now being the clock; results as update_locked()
+ * (*out, optional, is NULL on failure). */
+static int update_job(struct jobstore *js, const char *id, const struct job_update *u,
+                      struct job **out)
 {
     sqlite3_stmt *st = NULL;
     int64_t now = sys_now_ms();
     int err;
 
+    if (out)
+        *out = NULL;
     pthread_mutex_lock(&js->lock);
-    err = prepare(js,
-                  "UPDATE jobs SET state = 'succeeded', stats = :stats, row_count = :rows,"
-                  " error = NULL, finished_ms = :now, updated_ms = :now"
-                  " WHERE id = :id AND state = 'running'",
-                  &st);
+    err = prepare(js, u->sql, &st);
     if (!err) {
-        err = bind_json(st, ":stats", stats);
-        bind_int64(st, ":rows", (int64_t)row_count);
+        if (u->text_key)
+            bind_text(st, u->text_key, u->text);
+        if (u->json_key)
+            err = bind_json(st, u->json_key, u->json);
+        if (u->int_key)
+            bind_int64(st, u->int_key, u->num);
         bind_int64(st, ":now", now);
         bind_text(st, ":id", id);
         if (err)
             sqlite3_finalize(st);
         else
-            err = update_locked(js, st, id, NULL);
+            err = update_locked(js, st, id, out);
     }
     pthread_mutex_unlock(&js->lock);
     return err;
+}
+
+int jobstore_set_handle(struct jobstore *js, const char *id, const char *handle)
+{
+    const struct job_update u = {
+        .sql = "UPDATE jobs SET handle = :handle, updated_ms = :now"
+               " WHERE id = :id AND state = 'running'",
+        .text_key = ":handle",
+        .text = handle,
+    };
+
+    return update_job(js, id, &u, NULL);
+}
+
+int jobstore_succeed(struct jobstore *js, const char *id, json_t *stats, uint64_t row_count)
+{
+    const struct job_update u = {
+        .sql = "UPDATE jobs SET state = 'succeeded', stats = :stats, row_count = :rows,"
+               " error = NULL, finished_ms = :now, updated_ms = :now"
+               " WHERE id = :id AND state = 'running'",
+        .json_key = ":stats",
+        .json = stats,
+        .int_key = ":rows",
+        .num = (int64_t)row_count,
+    };
+
+    return update_job(js, id, &u, NULL);
 }
 
 int jobstore_fail(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms,
                   int dead)
 {
-    sqlite3_stmt *st = NULL;
-    const char *state = retry_at_ms >= 0 ? "retrying" : dead ? "dead" : "failed";
-    int64_t now = sys_now_ms();
-    int err;
+    const struct job_update u = {
+        .sql = "UPDATE jobs SET state = :state, error = :error, updated_ms = :now,"
+               " next_run_ms = CASE WHEN :retry >= 0 THEN :retry ELSE next_run_ms END,"
+               " handle = CASE WHEN :retry >= 0 THEN NULL ELSE handle END,"
+               " finished_ms = CASE WHEN :retry >= 0 THEN 0 ELSE :now END"
+               " WHERE id = :id AND state = 'running'",
+        .text_key = ":state",
+        .text = retry_at_ms >= 0 ? "retrying"
+                : dead           ? "dead"
+                                 : "failed",
+        .json_key = ":error",
+        .json = problem,
+        .int_key = ":retry",
+        .num = retry_at_ms,
+    };
 
-    pthread_mutex_lock(&js->lock);
-    err = prepare(js,
-                  "UPDATE jobs SET state = :state, error = :error, updated_ms = :now,"
-                  " next_run_ms = CASE WHEN :retry >= 0 THEN :retry ELSE next_run_ms END,"
-                  " handle = CASE WHEN :retry >= 0 THEN NULL ELSE handle END,"
-                  " finished_ms = CASE WHEN :retry >= 0 THEN 0 ELSE :now END"
-                  " WHERE id = :id AND state = 'running'",
-                  &st);
-    if (!err) {
-        bind_text(st, ":state", state);
-        err = bind_json(st, ":error", problem);
-        bind_int64(st, ":now", now);
-        bind_int64(st, ":retry", retry_at_ms);
-        bind_text(st, ":id", id);
-        if (err)
-            sqlite3_finalize(st);
-        else
-            err = update_locked(js, st, id, NULL);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
+    return update_job(js, id, &u, NULL);
 }
 
 int jobstore_requeue(struct jobstore *js, const char *id, json_t *problem, int64_t retry_at_ms)
 {
-    sqlite3_stmt *st = NULL;
-    int err;
+    const struct job_update u = {
+        .sql = "UPDATE jobs SET state = 'retrying', error = :error, updated_ms = :now,"
+               " next_run_ms = :retry, handle = NULL, finished_ms = 0,"
+               " attempts = max(attempts - 1, 0)"
+               " WHERE id = :id AND state = 'running'",
+        .json_key = ":error",
+        .json = problem,
+        .int_key = ":retry",
+        .num = retry_at_ms,
+    };
 
-    pthread_mutex_lock(&js->lock);
-    err = prepare(js,
-                  "UPDATE jobs SET state = 'retrying', error = :error, updated_ms = :now,"
-                  " next_run_ms = :retry, handle = NULL, finished_ms = 0,"
-                  " attempts = max(attempts - 1, 0)"
-                  " WHERE id = :id AND state = 'running'",
-                  &st);
-    if (!err) {
-        err = bind_json(st, ":error", problem);
-        bind_int64(st, ":now", sys_now_ms());
-        bind_int64(st, ":retry", retry_at_ms);
-        bind_text(st, ":id", id);
-        if (err)
-            sqlite3_finalize(st);
-        else
-            err = update_locked(js, st, id, NULL);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
+    return update_job(js, id, &u, NULL);
 }
 
 int jobstore_cancel(struct jobstore *js, const char *id, struct job **out)
 {
-    sqlite3_stmt *st = NULL;
-    int err;
-
-    if (out)
-        *out = NULL;
-    pthread_mutex_lock(&js->lock);
     /* A job nobody runs is cancelled at once. A running one, or a queued one that was
      * interrupted mid-run (it has a handle: its engine query may still be going), is flagged for
      * a worker, which stops the engine's query first. */
-    err = prepare(js,
-                  "UPDATE jobs SET cancel_requested = 1, updated_ms = :now,"
-                  " state = CASE WHEN state = 'running' OR handle IS NOT NULL THEN state"
-                  "   ELSE 'cancelled' END,"
-                  " finished_ms = CASE WHEN state = 'running' OR handle IS NOT NULL"
-                  "   THEN finished_ms ELSE :now END"
-                  " WHERE id = :id AND state IN ('queued', 'retrying', 'running')",
-                  &st);
-    if (!err) {
-        bind_int64(st, ":now", sys_now_ms());
-        bind_text(st, ":id", id);
-        err = update_locked(js, st, id, out);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
+    static const struct job_update u = {
+        .sql = "UPDATE jobs SET cancel_requested = 1, updated_ms = :now,"
+               " state = CASE WHEN state = 'running' OR handle IS NOT NULL THEN state"
+               "   ELSE 'cancelled' END,"
+               " finished_ms = CASE WHEN state = 'running' OR handle IS NOT NULL"
+               "   THEN finished_ms ELSE :now END"
+               " WHERE id = :id AND state IN ('queued', 'retrying', 'running')",
+    };
+
+    return update_job(js, id, &u, out);
 }
 
 int jobstore_mark_cancelled(struct jobstore *js, const char *id)
 {
-    sqlite3_stmt *st = NULL;
-    int err;
+    static const struct job_update u = {
+        .sql = "UPDATE jobs SET state = 'cancelled', cancel_requested = 1,"
+               " finished_ms = :now, updated_ms = :now WHERE id = :id AND state = 'running'",
+    };
 
-    pthread_mutex_lock(&js->lock);
-    err = prepare(js,
-                  "UPDATE jobs SET state = 'cancelled', cancel_requested = 1,"
-                  " finished_ms = :now, updated_ms = :now WHERE id = :id AND state = 'running'",
-                  &st);
-    if (!err) {
-        bind_int64(st, ":now", sys_now_ms());
-        bind_text(st, ":id", id);
-        err = update_locked(js, st, id, NULL);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
+    return update_job(js, id, &u, NULL);
 }
 
 int jobstore_retry(struct jobstore *js, const char *id, struct job **out)
 {
-    sqlite3_stmt *st = NULL;
-    int err;
-
-    if (out)
-        *out = NULL;
-    pthread_mutex_lock(&js->lock);
     /* A replay starts over: no handle (the old query failed), no error, no attempts. */
-    err = prepare(js,
-                  "UPDATE jobs SET state = 'queued', attempts = 0, handle = NULL, error = NULL,"
-                  " cancel_requested = 0, finished_ms = 0, next_run_ms = :now, updated_ms = :now"
-                  " WHERE id = :id AND state IN ('failed', 'dead')",
-                  &st);
-    if (!err) {
-        bind_int64(st, ":now", sys_now_ms());
-        bind_text(st, ":id", id);
-        err = update_locked(js, st, id, out);
-    }
-    pthread_mutex_unlock(&js->lock);
-    return err;
+    static const struct job_update u = {
+        .sql = "UPDATE jobs SET state = 'queued', attempts = 0, handle = NULL, error = NULL,"
+               " cancel_requested = 0, finished_ms = 0, next_run_ms = :now, updated_ms = :now"
+               " WHERE id = :id AND state IN ('failed', 'dead')",
+    };
+
+    return update_job(js, id, &u, out);
 }
 
 int jobstore_retry_all(struct jobstore *js, enum job_state state, size_t limit,

@@ -67,6 +67,16 @@ static int vec_append(struct vec *v, const void *src, size_t n)
     return 0;
 }
 
+/* Appends one element of `elem` bytes. */
+static int vec_push(struct vec *v, const void *src, size_t elem)
+{
+    if (vec_reserve(v, elem, v->len + 1))
+        return -1;
+    memcpy((char *)v->data + v->len * elem, src, elem);
+    v->len++;
+    return 0;
+}
+
 static void vec_free(struct vec *v)
 {
     free(v->data);
@@ -629,6 +639,33 @@ static int open_container(struct rp *r)
     return 0;
 }
 
+static int is_null(const struct rp *r)
+{
+    return r->end - r->p >= 4 && memcmp(r->p, "null", 4) == 0;
+}
+
+/* Consumes a null at r->p: 1 if there was one, else 0 (nothing consumed). */
+static int take_null(struct rp *r)
+{
+    if (!is_null(r))
+        return 0;
+    r->p += 4;
+    return 1;
+}
+
+/* Opens the object or array at r->p (close is its closing byte): 1 when a member or element
+ * follows, 0 when it is empty (closed again), -1 on a failure. */
+static int open_nonempty(struct rp *r, int close)
+{
+    if (open_container(r))
+        return -1;
+    if (peek(r) != close)
+        return 1;
+    r->p++;
+    r->depth--;
+    return 0;
+}
+
 /* After a member or element: 1 for another (',' consumed), 0 at the close (consumed), -1. */
 static int next_or_close(struct rp *r, int close)
 {
@@ -741,14 +778,8 @@ static int skip_value(struct rp *r)
             bad_utf8_at(r, at);
         return 0;
     case '{':
-        if (open_container(r))
-            return -1;
-        if (peek(r) == '}') {
-            r->p++;
-            r->depth--;
-            return 0;
-        }
-        do {
+        more = open_nonempty(r, '}');
+        while (more > 0) {
             if (peek(r) != '"')
                 return syn(r, "expected a key");
             at = r->p++;
@@ -764,21 +795,15 @@ static int skip_value(struct rp *r)
             if (skip_value(r))
                 return -1;
             more = next_or_close(r, '}');
-        } while (more > 0);
+        }
         return more;
     case '[':
-        if (open_container(r))
-            return -1;
-        if (peek(r) == ']') {
-            r->p++;
-            r->depth--;
-            return 0;
-        }
-        do {
+        more = open_nonempty(r, ']');
+        while (more > 0) {
             if (skip_value(r))
                 return -1;
             more = next_or_close(r, ']');
-        } while (more > 0);
+        }
         return more;
     case 't':
         return literal(r, "true", 4);
@@ -791,11 +816,6 @@ static int skip_value(struct rp *r)
             return skip_number(r, &is_int);
         return syn(r, r->p < r->end ? "expected a value" : "unexpected end of record");
     }
-}
-
-static int is_null(const struct rp *r)
-{
-    return r->end - r->p >= 4 && memcmp(r->p, "null", 4) == 0;
 }
 
 /* A kept string at r->p (its quote): decoded into the arena. */
@@ -825,8 +845,7 @@ static int str_or_null(struct rp *r, const struct path *pp, const char **out)
 {
     if (peek(r) == '"')
         return kept_string(r, pp, out, NULL);
-    if (is_null(r)) {
-        r->p += 4;
+    if (take_null(r)) {
         *out = NULL;
         return 0;
     }
@@ -842,8 +861,7 @@ static int employee_count(struct rp *r)
     int c = peek(r), is_int;
     uint64_t v = 0;
 
-    if (is_null(r)) {
-        r->p += 4;
+    if (take_null(r)) {
         r->rec.has_employee_count = 0;
         return 0;
     }
@@ -882,6 +900,17 @@ static void duplicate(struct rp *r, const struct path *pp, const char *key)
     bad(r, pp, "duplicate key \"%s\"", key);
 }
 
+/* Member key of the object at pp, bit in *seen: reports a repeat at pp (without a member), then
+ * points pp at the member for its value's reasons. */
+static void member(struct rp *r, struct path *pp, unsigned *seen, unsigned bit, const char *key)
+{
+    pp->f2 = NULL;
+    if (*seen & bit)
+        duplicate(r, pp, key);
+    *seen |= bit;
+    pp->f2 = key;
+}
+
 static int location(struct rp *r)
 {
     static const char *const names[4] = {"address", "city", "state", "zip"};
@@ -892,22 +921,14 @@ static int location(struct rp *r)
     size_t klen;
     int more, f;
 
-    if (is_null(r)) {
-        r->p += 4;
+    if (take_null(r))
         return 0;
-    }
     if (peek(r) != '{') {
         bad_type(r, &pp, "an object or null");
         return skip_value(r);
     }
-    if (open_container(r))
-        return -1;
-    if (peek(r) == '}') {
-        r->p++;
-        r->depth--;
-        return 0;
-    }
-    do {
+    more = open_nonempty(r, '}');
+    while (more > 0) {
         if (read_key(r, &klen))
             return -1;
         f = -1;
@@ -918,15 +939,12 @@ static int location(struct rp *r)
             if (skip_value(r))
                 return -1;
         } else {
-            pp.f2 = names[f];
-            if (seen & (1u << f))
-                duplicate(r, &(struct path){"location", -1, NULL, -1}, names[f]);
-            seen |= 1u << f;
+            member(r, &pp, &seen, 1u << f, names[f]);
             if (str_or_null(r, &pp, slots[f]))
                 return -1;
         }
         more = next_or_close(r, '}');
-    } while (more > 0);
+    }
     return more;
 }
 
@@ -937,29 +955,20 @@ static int string_array(struct rp *r, struct path *pp, int64_t *idx, struct vec 
     int more;
 
     *n_out = 0;
-    if (is_null(r)) {
-        r->p += 4;
+    if (take_null(r))
         return 0;
-    }
     if (peek(r) != '[') {
         bad_type(r, pp, "an array of strings or null");
         return skip_value(r);
     }
-    if (open_container(r))
-        return -1;
-    if (peek(r) == ']') {
-        r->p++;
-        r->depth--;
-        return 0;
-    }
+    more = open_nonempty(r, ']');
     *idx = 0;
-    do {
+    while (more > 0) {
         if (peek(r) == '"') {
             if (kept_string(r, pp, &s, NULL))
                 return -1;
-            if (vec_reserve(v, sizeof(s), v->len + 1))
+            if (vec_push(v, &s, sizeof(s)))
                 return nomem(r);
-            ((const char **)v->data)[v->len++] = s;
             (*n_out)++;
         } else {
             bad_type(r, pp, "a string");
@@ -968,7 +977,7 @@ static int string_array(struct rp *r, struct path *pp, int64_t *idx, struct vec 
         }
         (*idx)++;
         more = next_or_close(r, ']');
-    } while (more > 0);
+    }
     *idx = -1;
     return more;
 }
@@ -981,43 +990,26 @@ static int lab(struct rp *r, int64_t i)
     size_t klen;
     int more;
 
-    if (open_container(r))
-        return -1;
-    if (peek(r) == '}') {
-        r->p++;
-        r->depth--;
-        more = 0;
-    } else {
-        do {
-            if (read_key(r, &klen))
-                return -1;
-            if (key_is(r, klen, "lab_name", 8)) {
-                if (seen & 1u)
-                    duplicate(r, &pp, "lab_name");
-                seen |= 1u;
-                pp.f2 = "lab_name";
-                if (str_or_null(r, &pp, &l.name))
-                    return -1;
-            } else if (key_is(r, klen, "certifications", 14)) {
-                if (seen & 2u)
-                    duplicate(r, &pp, "certifications");
-                seen |= 2u;
-                pp.f2 = "certifications";
-                if (string_array(r, &pp, &pp.i2, &r->ps->certs, &l.n_certifications))
-                    return -1;
-            } else if (skip_value(r)) {
-                return -1;
-            }
-            pp.f2 = NULL;
-            more = next_or_close(r, '}');
-        } while (more > 0);
-        if (more < 0)
+    more = open_nonempty(r, '}');
+    while (more > 0) {
+        if (read_key(r, &klen))
             return -1;
+        if (key_is(r, klen, "lab_name", 8)) {
+            member(r, &pp, &seen, 1u, "lab_name");
+            if (str_or_null(r, &pp, &l.name))
+                return -1;
+        } else if (key_is(r, klen, "certifications", 14)) {
+            member(r, &pp, &seen, 2u, "certifications");
+            if (string_array(r, &pp, &pp.i2, &r->ps->certs, &l.n_certifications))
+                return -1;
+        } else if (skip_value(r)) {
+            return -1;
+        }
+        more = next_or_close(r, '}');
     }
-    if (vec_reserve(&r->ps->labs, sizeof(l), r->ps->labs.len + 1))
-        return nomem(r);
-    ((struct record_lab *)r->ps->labs.data)[r->ps->labs.len++] = l;
-    return 0;
+    if (more < 0)
+        return -1;
+    return vec_push(&r->ps->labs, &l, sizeof(l)) ? nomem(r) : 0;
 }
 
 static int accreditation(struct rp *r, int64_t i)
@@ -1031,64 +1023,43 @@ static int accreditation(struct rp *r, int64_t i)
     size_t klen, len;
     int more;
 
-    if (open_container(r))
-        return -1;
-    if (peek(r) == '}') {
-        r->p++;
-        r->depth--;
-        more = 0;
-    } else {
-        do {
-            if (read_key(r, &klen))
-                return -1;
-            if (key_is(r, klen, "accreditation_body", 18)) {
-                if (seen & 1u)
-                    duplicate(r, &pp, "accreditation_body");
-                seen |= 1u;
-                pp.f2 = "accreditation_body";
-                if (str_or_null(r, &pp, &a.body))
-                    return -1;
-            } else if (key_is(r, klen, "accreditation_id", 16)) {
-                if (seen & 2u)
-                    duplicate(r, &pp, "accreditation_id");
-                seen |= 2u;
-                pp.f2 = "accreditation_id";
-                if (str_or_null(r, &pp, &a.id))
-                    return -1;
-            } else if (key_is(r, klen, "valid_until", 11)) {
-                if (seen & 4u)
-                    duplicate(r, &pp, "valid_until");
-                seen |= 4u;
-                pp.f2 = "valid_until";
-                at = r->p;
-                if (peek(r) == '"') {
-                    if (kept_string(r, &pp, &s, &len))
-                        return -1;
-                    if (records_parse_date(s, len, &a.valid_until)) {
-                        snippet(at, r->p, snip, sizeof(snip));
-                        bad(r, &pp, "%s is not a valid date", snip);
-                    }
-                } else if (is_null(r)) {
-                    r->p += 4;
-                    a.valid_until = RECORDS_NULL_DATE;
-                } else {
-                    bad_type(r, &pp, "a date \"YYYY-MM-DD\" or null");
-                    if (skip_value(r))
-                        return -1;
-                }
-            } else if (skip_value(r)) {
-                return -1;
-            }
-            pp.f2 = NULL;
-            more = next_or_close(r, '}');
-        } while (more > 0);
-        if (more < 0)
+    more = open_nonempty(r, '}');
+    while (more > 0) {
+        if (read_key(r, &klen))
             return -1;
+        if (key_is(r, klen, "accreditation_body", 18)) {
+            member(r, &pp, &seen, 1u, "accreditation_body");
+            if (str_or_null(r, &pp, &a.body))
+                return -1;
+        } else if (key_is(r, klen, "accreditation_id", 16)) {
+            member(r, &pp, &seen, 2u, "accreditation_id");
+            if (str_or_null(r, &pp, &a.id))
+                return -1;
+        } else if (key_is(r, klen, "valid_until", 11)) {
+            member(r, &pp, &seen, 4u, "valid_until");
+            at = r->p;
+            if (peek(r) == '"') {
+                if (kept_string(r, &pp, &s, &len))
+                    return -1;
+                if (records_parse_date(s, len, &a.valid_until)) {
+                    snippet(at, r->p, snip, sizeof(snip));
+                    bad(r, &pp, "%s is not a valid date", snip);
+                }
+            } else if (take_null(r)) {
+                a.valid_until = RECORDS_NULL_DATE;
+            } else {
+                bad_type(r, &pp, "a date \"YYYY-MM-DD\" or null");
+                if (skip_value(r))
+                    return -1;
+            }
+        } else if (skip_value(r)) {
+            return -1;
+        }
+        more = next_or_close(r, '}');
     }
-    if (vec_reserve(&r->ps->accs, sizeof(a), r->ps->accs.len + 1))
-        return nomem(r);
-    ((struct record_accreditation *)r->ps->accs.data)[r->ps->accs.len++] = a;
-    return 0;
+    if (more < 0)
+        return -1;
+    return vec_push(&r->ps->accs, &a, sizeof(a)) ? nomem(r) : 0;
 }
 
 /* labs or accreditations: an array of objects, or null. */
@@ -1098,22 +1069,14 @@ static int object_array(struct rp *r, const char *field, int (*element)(struct r
     int64_t i = 0;
     int more;
 
-    if (is_null(r)) {
-        r->p += 4;
+    if (take_null(r))
         return 0;
-    }
     if (peek(r) != '[') {
         bad_type(r, &pp, "an array or null");
         return skip_value(r);
     }
-    if (open_container(r))
-        return -1;
-    if (peek(r) == ']') {
-        r->p++;
-        r->depth--;
-        return 0;
-    }
-    do {
+    more = open_nonempty(r, ']');
+    while (more > 0) {
         if (peek(r) == '{') {
             if (element(r, i))
                 return -1;
@@ -1125,7 +1088,7 @@ static int object_array(struct rp *r, const char *field, int (*element)(struct r
         }
         i++;
         more = next_or_close(r, ']');
-    } while (more > 0);
+    }
     return more;
 }
 
@@ -1170,69 +1133,62 @@ static int record(struct rp *r)
         bad(r, NULL, "record is not an object");
         return 0;
     }
-    if (open_container(r))
-        return -1;
-    if (peek(r) == '}') {
-        r->p++;
-        r->depth--;
-        more = 0;
-    } else {
-        do {
-            if (read_key(r, &klen))
-                return -1;
-            f = top_field(r, klen);
-            if (f != F_UNKNOWN) {
-                if (seen & (1u << f))
-                    duplicate(r, NULL, names[f]);
-                seen |= 1u << f;
-                pp.f1 = names[f];
-            }
-            switch (f) {
-            case F_ID:
-                if (peek(r) == '"') {
-                    if (kept_string(r, &pp, &r->rec.facility_id, &len))
-                        return -1;
-                    if (len == 0)
-                        bad(r, &pp, "must not be empty");
-                } else {
-                    bad_type(r, &pp, "a non-empty string");
-                    if (skip_value(r))
-                        return -1;
-                }
-                break;
-            case F_NAME:
-                if (str_or_null(r, &pp, &r->rec.facility_name))
+    more = open_nonempty(r, '}');
+    while (more > 0) {
+        if (read_key(r, &klen))
+            return -1;
+        f = top_field(r, klen);
+        if (f != F_UNKNOWN) {
+            if (seen & (1u << f))
+                duplicate(r, NULL, names[f]);
+            seen |= 1u << f;
+            pp.f1 = names[f];
+        }
+        switch (f) {
+        case F_ID:
+            if (peek(r) == '"') {
+                if (kept_string(r, &pp, &r->rec.facility_id, &len))
                     return -1;
-                break;
-            case F_COUNT:
-                if (employee_count(r))
-                    return -1;
-                break;
-            case F_LOCATION:
-                if (location(r))
-                    return -1;
-                break;
-            case F_SERVICES:
-                if (string_array(r, &pp, &pp.i1, &r->ps->services, &r->rec.n_services))
-                    return -1;
-                break;
-            case F_LABS:
-                if (object_array(r, "labs", lab))
-                    return -1;
-                break;
-            case F_ACCS:
-                if (object_array(r, "accreditations", accreditation))
-                    return -1;
-                break;
-            default:
+                if (len == 0)
+                    bad(r, &pp, "must not be empty");
+            } else {
+                bad_type(r, &pp, "a non-empty string");
                 if (skip_value(r))
                     return -1;
             }
-            more = next_or_close(r, '}');
-        } while (more > 0);
-        if (more < 0)
-            return -1;
+            break;
+        case F_NAME:
+            if (str_or_null(r, &pp, &r->rec.facility_name))
+                return -1;
+            break;
+        case F_COUNT:
+            if (employee_count(r))
+                return -1;
+            break;
+        case F_LOCATION:
+            if (location(r))
+                return -1;
+            break;
+        case F_SERVICES:
+            if (string_array(r, &pp, &pp.i1, &r->ps->services, &r->rec.n_services))
+                return -1;
+            break;
+        case F_LABS:
+            if (object_array(r, "labs", lab))
+                return -1;
+            break;
+        case F_ACCS:
+            if (object_array(r, "accreditations", accreditation))
+                return -1;
+            break;
+        default:
+            if (skip_value(r))
+                return -1;
+        }
+        more = next_or_close(r, '}');
     }
+    if (more < 0)
+        return -1;
     if (!(seen & (1u << F_ID)))
         bad(r, NULL, "facility_id: missing");
     return 0;

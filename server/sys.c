@@ -87,3 +87,27 @@ void sys_time_rfc3339(int64_t ms, char out[25])
     strftime(out, 25, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + 19, 6, ".%03uZ", (unsigned)(ms % 1000) % 1000u);
 }
+
+void sys_cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void sys_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cond, mutex, &ts);
+}

@@ -8,6 +8,7 @@
 #ifndef HCPIPE_SYS_H
 #define HCPIPE_SYS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 struct sys_ops {
@@ -27,6 +28,15 @@ void sys_uuid(char out[37]);
 
 /* Writes the UTC date of `ms` as YYYY-MM-DD into out (11 bytes). */
 void sys_date_utc(int64_t ms, char out[11]);
+
+/* Initialises cond on the monotonic clock, for sys_cond_wait_ms() (destroy it with
+ * pthread_cond_destroy()). */
+void sys_cond_init(pthread_cond_t *cond);
+
+/* Waits on cond (made by sys_cond_init()) for at most ms of real monotonic time, as
+ * pthread_cond_timedwait(); the caller holds mutex. Real time even when the clocks above are
+ * pinned. */
+void sys_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t ms);
 
 /* Writes `ms` as RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:00:00.000Z (25 bytes). */
 void sys_time_rfc3339(int64_t ms, char out[25]);

@@ -116,27 +116,12 @@ struct worker {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* Waits on w->wake for at most ms (real monotonic time); the lock is held. */
-static void timed_wait_locked(struct worker *w, int64_t ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&w->wake, &w->lock, &ts);
-}
-
 /* Sleeps up to ms, returning early when the pool stops or the slot's cancel flag rises. */
 static void nap(struct worker *w, struct slot *s, int64_t ms)
 {
     pthread_mutex_lock(&w->lock);
     if (!atomic_load(&w->stopping) && !atomic_load(&s->cancel))
-        timed_wait_locked(w, ms);
+        sys_cond_wait_ms(&w->wake, &w->lock, ms);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -383,7 +368,7 @@ static void report_failure(struct run *r, int err)
                     job, "error", hc_err_slug(rc));
         pthread_mutex_lock(&w->lock);
         if (!atomic_load(&w->stopping))
-            timed_wait_locked(w, pause);
+            sys_cond_wait_ms(&w->wake, &w->lock, pause);
         pthread_mutex_unlock(&w->lock);
         rc = record_failure(w, job, problem, retry_at, dead, requeue);
     }
@@ -512,7 +497,7 @@ static void *worker_main(void *arg)
             log_warn("worker: claim failed", "error", hc_err_slug(err), NULL);
         pthread_mutex_lock(&w->lock);
         if (!atomic_load(&w->stopping) && seq == w->wake_seq)
-            timed_wait_locked(w, IDLE_POLL_MS);
+            sys_cond_wait_ms(&w->wake, &w->lock, IDLE_POLL_MS);
         pthread_mutex_unlock(&w->lock);
     }
     return NULL;
@@ -555,7 +540,7 @@ static void *monitor_main(void *arg)
         monitor_pass(w);
         pthread_mutex_lock(&w->lock);
         if (!atomic_load(&w->stopping))
-            timed_wait_locked(w, MONITOR_MS);
+            sys_cond_wait_ms(&w->wake, &w->lock, MONITOR_MS);
         pthread_mutex_unlock(&w->lock);
     }
     return NULL;
@@ -577,7 +562,6 @@ int worker_start(struct jobstore *js, struct engine *engine, const struct worker
                  struct worker **out)
 {
     struct worker *w = NULL;
-    pthread_condattr_t ca;
     int err = HC_OK;
 
     *out = NULL;
@@ -597,10 +581,7 @@ int worker_start(struct jobstore *js, struct engine *engine, const struct worker
     w->engine = engine;
     w->cfg = *cfg;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sys_cond_init(&w->wake);
     w->results_dir = strdup(cfg->results_dir);
     w->slots = calloc((size_t)cfg->threads, sizeof *w->slots);
     w->threads = calloc((size_t)cfg->threads, sizeof *w->threads);

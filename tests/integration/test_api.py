@@ -26,14 +26,11 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
 VALGRIND = os.environ.get("VALGRIND") == "1"  # VALGRIND=1 runs every server under valgrind
 SLOW = 10 if VALGRIND else 3 if os.environ.get("SANITIZER") else 1  # slower builds wait longer
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fixtures"))
+from hcserver import free_port, wait_ready  # noqa: E402
 PROBLEM = "https://hcpipe.dev/problems/"
 AS_OF = "2026-11-27"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_data_dir():
@@ -66,19 +63,7 @@ class Server:
         self.wait_ready()
 
     def wait_ready(self):
-        deadline = time.time() + 30 * SLOW
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode,
-                                                                    self.read_log()))
-            try:
-                status, _, _ = self.request("GET", "/readyz")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server not ready:\n" + self.read_log())
+        wait_ready(self, 30 * SLOW)
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -31,6 +31,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
 SLOW = 3 if os.environ.get("SANITIZER") else 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fixtures"))
+from hcserver import free_port, wait_ready  # noqa: E402
 PROBLEM = "https://hcpipe.dev/problems/"
 AS_OF = "2026-05-01"
 SOURCE_URI = "s3://hc-data/facilities/"
@@ -52,12 +55,6 @@ COLUMNS = {
                                 ["state", "varchar"], ["accreditation_body", "varchar"],
                                 ["valid_until", "date"], ["days_left", "bigint"]],
 }
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the golden rendering of sql/athena/ (what the engine must send) ---------------------------
@@ -107,18 +104,7 @@ class Server:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", data_dir]
             + list(args), stdout=self.log, stderr=self.log, env=full)
-        deadline = time.time() + 30 * SLOW
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited %s:\n%s" % (self.proc.returncode,
-                                                               self.read_log()))
-            try:
-                if self.request("GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server not ready:\n" + self.read_log())
+        wait_ready(self, 30 * SLOW)
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -36,18 +36,15 @@ import traceback
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("HCPIPE_BIN", os.path.join(ROOT, "build", "hcpipe"))
 SLOW = 3 if os.environ.get("SANITIZER") else 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fixtures"))
+from hcserver import free_port, wait_ready  # noqa: E402
 PROBLEM = "https://hcpipe.dev/problems/"
 READ_TOKEN = "r3ad-T0ken-0123456789abcdef"
 WRITE_TOKEN = "wr1te-T0ken-0123456789abcdef:with:colons"
 FILE_TOKEN = "f1le-T0ken-0123456789abcdef"
 WEBHOOK_KEY = "webhook-key-0123456789abcdef"
 TOKENS = "reader:read:%s, writer:write:%s" % (READ_TOKEN, WRITE_TOKEN)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_cert(directory, name, cn):
@@ -87,18 +84,7 @@ class Server:
             self.wait_ready()
 
     def wait_ready(self):
-        deadline = time.time() + 30 * SLOW
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited with %s:\n%s" % (self.proc.returncode,
-                                                                    self.read_log()))
-            try:
-                if self.request("GET", "/readyz")[0] == 200:
-                    return
-            except (OSError, ssl.SSLError, http.client.HTTPException):
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server not ready:\n" + self.read_log())
+        wait_ready(self, 30 * SLOW, (OSError, ssl.SSLError, http.client.HTTPException))
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -524,6 +524,46 @@ static void engine_local_threads(void **state)
     outcome_free(&o);
 }
 
+/* A second start of a running attempt (same job id and attempt, no handle to re-attach to) is
+ * refused; the first run goes on untouched, and re-attaching by its handle still works. */
+static void engine_local_start_twice(void **state)
+{
+    struct engine_progress prog = {0};
+    struct engine_job job = {
+        "job-twice", "facility_metrics", "2026-01-01", SCOPE_DATASET, NULL, BAD_RECORD_FAIL, 1,
+        0,           &no_cancel,         &prog};
+    struct collect c = {0};
+    struct result_sink sink = {c_columns, c_row, &c};
+    char *h1 = NULL, *h2 = NULL, *h3 = NULL, *next = NULL;
+    json_t *problem = NULL;
+
+    (void)state;
+    buf_init(&c.text, 1 << 20);
+    assert_int_equal(eng->ops->start(eng, &job, NULL, &h1, &problem), HC_OK);
+    assert_non_null(h1);
+    assert_null(problem);
+    assert_int_equal(eng->ops->start(eng, &job, NULL, &h2, &problem), HC_ECONFLICT);
+    assert_null(h2);
+    assert_non_null(problem);
+    assert_non_null(strstr(json_string_value(json_object_get(problem, "detail")), "already"));
+    json_decref(problem);
+    problem = NULL;
+    assert_int_equal(eng->ops->start(eng, &job, h1, &h3, &problem), HC_OK); /* re-attach */
+    assert_string_equal(h3, h1);
+    assert_int_equal(eng->ops->fetch_page(eng, &job, h1, NULL, &sink, &next, &problem), HC_OK);
+    assert_null(next);
+    assert_int_equal(c.column_calls, 1);
+    free(h3);
+    h3 = NULL;
+    /* The last page freed the run: the attempt may start again. */
+    assert_int_equal(eng->ops->start(eng, &job, NULL, &h3, &problem), HC_OK);
+    assert_string_equal(h3, h1);
+    eng->ops->cancel(eng, h3);
+    free(h1);
+    free(h3);
+    buf_free(&c.text);
+}
+
 static void engine_local_catalog(void **state)
 {
     const char *const *names = engine_query_names();
@@ -552,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(engine_local_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_local_cancel_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(engine_local_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(engine_local_start_twice, setup, teardown),
         cmocka_unit_test(engine_local_catalog),
     };
 

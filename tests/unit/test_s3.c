@@ -70,8 +70,15 @@ static void s3_url_bucket_and_query(void **state)
     assert_string_equal(url, "https://bkt.s3.eu-west-1.amazonaws.com/a/b");
     free(url);
     /* A dotted bucket is forced to path style. */
-    url = s3_build_url("https://s3.eu-west-1.amazonaws.com", 0, "a.b", "k", NULL);
-    assert_string_equal(url, "https://s3.eu-west-1.amazonaws.com/a.b/k");
+    url = s3_build_url("https://s3.eu-west-1.amazonaws.com", 0, "a.b", "k", "x=1");
+    assert_string_equal(url, "https://s3.eu-west-1.amazonaws.com/a.b/k?x=1");
+    free(url);
+    /* So is any bucket that is not a plain DNS label (legacy upper case, '_'). */
+    url = s3_build_url("https://s3.eu-west-1.amazonaws.com", 0, "Old_Bucket", "k", NULL);
+    assert_string_equal(url, "https://s3.eu-west-1.amazonaws.com/Old_Bucket/k");
+    free(url);
+    url = s3_build_url("https://s3.eu-west-1.amazonaws.com", 0, "b", NULL, "list-type=2");
+    assert_string_equal(url, "https://b.s3.eu-west-1.amazonaws.com/?list-type=2");
     free(url);
     assert_null(s3_build_url("no-scheme", 1, "b", "k", NULL));
     assert_null(s3_build_url("http://h", 1, "", "k", NULL));
