@@ -61,8 +61,11 @@ def main():
     try:
         d = aws_actions.derive(ROOT)
     except aws_actions.DerivationError as e:
-        print("cannot derive hcpipe's AWS calls: %s: skipping" % e)
-        return 77
+        # A client rewritten so its calls cannot be read is a failure, never a skip: the
+        # policy would go unchecked without anyone noticing.
+        print("FAIL cannot derive hcpipe's AWS calls: %s" % e)
+        print("0 passed, 1 failed")
+        return 1
     try:
         peer = MotoPeer(region=REGION).start()
     except PeerUnavailable as e:
