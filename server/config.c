@@ -755,7 +755,7 @@ static const char usage[] =
     "                          they trickle in, 1..3600 (HCPIPE_REQUEST_TIMEOUT, 30)\n"
     "  --http-threads N        threads serving connections from a poll loop; an idle or slow\n"
     "                          connection costs no thread. 0 = one thread per connection,\n"
-    "                          0..256 (HCPIPE_HTTP_THREADS, 4)\n"
+    "                          0..256 (HCPIPE_HTTP_THREADS, 16)\n"
     "\n"
     "Objects and results:\n"
     "  --source KIND           folder | s3: where the local engine reads objects (folder:\n"
@@ -816,7 +816,7 @@ static int set_defaults(struct config *cfg)
     cfg->max_connections_per_ip = 32;
     cfg->connection_timeout_s = 30;
     cfg->request_timeout_s = 30;
-    cfg->http_threads = 4;
+    cfg->http_threads = 16; /* a handler waits out its group commit: more threads, bigger batches */
     cfg->event_scope = SCOPE_DATASET;
     cfg->n_athena_texts = count_athena_options();
     cfg->athena_texts = calloc(cfg->n_athena_texts + 1, sizeof *cfg->athena_texts);

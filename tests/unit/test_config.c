@@ -313,7 +313,7 @@ static void config_edge_settings(void **state)
     assert_int_equal(cfg.max_connections_per_ip, 32);
     assert_int_equal(cfg.connection_timeout_s, 30);
     assert_int_equal(cfg.request_timeout_s, 30);
-    assert_int_equal(cfg.http_threads, 4);
+    assert_int_equal(cfg.http_threads, 16);
     assert_int_equal(cfg.metrics_auth, 0);
     assert_null(cfg.tls_cert);
     assert_null(cfg.api_tokens);
