@@ -45,11 +45,11 @@ def make_data_dir():
 class Server:
     """One hcpipe serve process."""
 
-    def __init__(self, data_dir, args=(), env=None, host="127.0.0.1"):
+    def __init__(self, data_dir, args=(), env=None, host="127.0.0.1", log_dir=None):
         self.data_dir = data_dir
         self.host = host
         self.port = free_port()
-        self.log_path = os.path.join(data_dir, "server-%d.log" % self.port)
+        self.log_path = os.path.join(log_dir or data_dir, "server-%d.log" % self.port)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HCPIPE_")}
         full_env["HCPIPE_INSECURE_DEV_EVENTS"] = "1"  # no webhook credential in these tests
         full_env.update(env or {})
