@@ -99,19 +99,10 @@ def event_client(S, ev, stop, rng):
             time.sleep(0.005)
 
 
-def check_events(S, ev, seen):
+def check_events(S, ev, seen, by_source):
     """Every acknowledged event lists exactly its acknowledged jobs, and its object has no
-    other job."""
+    other job (by_source: job ids per source, from the final listing)."""
     assert not ev["errors"], ev["errors"][:3]
-    by_source = {}
-    cursor = None
-    while True:
-        status, _, doc = S.json("GET", "/jobs?limit=1000" + ("&cursor=" + cursor if cursor else ""))
-        for j in doc["jobs"]:
-            by_source.setdefault(j.get("source"), []).append(j["id"])
-        cursor = doc["next_cursor"]
-        if not cursor:
-            break
     for i, jobs in ev["acked"].items():
         assert jobs and all(seen.get(j) == 1 for j in jobs), (i, jobs)
         status, _, doc = S.json("GET", "/events/crash-%d" % i)
@@ -121,14 +112,13 @@ def check_events(S, ev, seen):
 
 
 def list_all(S):
-    """Yields (id, state) of every job, page by page."""
+    """Yields every job of the listing, page by page."""
     cursor = None
     while True:
         path = "/jobs?limit=1000" + ("&cursor=" + cursor if cursor else "")
         status, _, doc = S.json("GET", path)
         assert status == 200, (status, doc)
-        for j in doc["jobs"]:
-            yield j["id"], j["state"]
+        yield from doc["jobs"]
         cursor = doc["next_cursor"]
         if not cursor:
             return
@@ -165,22 +155,20 @@ def test_kill9_rounds(d, stats):
     try:
         deadline = time.time() + 90 * SLOW
         while True:
-            seen = {}
-            for job_id, state in list_all(S):
-                seen[job_id] = seen.get(job_id, 0) + 1
-            pending = []
-            states = {}
-            for job_id, state in list_all(S):
-                states[job_id] = state
-                if state not in FINAL:
-                    pending.append(job_id)
+            seen, states, by_source, pending = {}, {}, {}, []
+            for j in list_all(S):  # one listing gives the counts, the states and the sources
+                seen[j["id"]] = seen.get(j["id"], 0) + 1
+                states[j["id"]] = j["state"]
+                by_source.setdefault(j.get("source"), []).append(j["id"])
+                if j["state"] not in FINAL:
+                    pending.append(j["id"])
             if not pending:
                 break
             assert time.time() < deadline, "%d jobs not final: %s" % (len(pending), pending[:5])
             time.sleep(0.2)
         dups = [k for k, v in seen.items() if v != 1]
         assert not dups, "listed more than once: %s" % dups[:5]
-        check_events(S, ev, seen)
+        check_events(S, ev, seen, by_source)
         missing = [a for a in acked if a not in seen]
         assert not missing, "acknowledged but lost: %s" % missing[:5]
         assert len(set(acked)) == len(acked), "an id acknowledged twice"
