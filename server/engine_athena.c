@@ -551,6 +551,13 @@ static int ended(const struct tracked *t)
     return t->missing || (t->seen && athena_state_is_terminal(t->qe.state));
 }
 
+/* The error of a query that ended as missing: one that vanished runs again; one whose status
+ * checks are denied would only be denied again. */
+static int missing_error(const struct tracked *t)
+{
+    return t->denied ? HC_EENGINE : HC_EENGINETRANSIENT;
+}
+
 /* interval +-20% */
 static int64_t jittered(int64_t ms)
 {
@@ -845,7 +852,7 @@ static int run_ddl(struct engine_athena *ea, const char *name, const struct engi
               : job && job->deadline_ms > 0 && sys_now_ms() >= job->deadline_ms ? HC_ETIMEOUT
                                                                                 : HC_EUNAVAILABLE;
     } else if (t && t->missing) {
-        err = t->denied ? HC_EENGINE : HC_EENGINETRANSIENT; /* as in athena_poll() */
+        err = missing_error(t);
         snprintf(detail, sizeof detail, "the DDL query %s %s: %s", id,
                  t->denied ? "could not be watched" : "vanished", missing);
         set_problem(problem_out, err, detail);
@@ -1178,8 +1185,7 @@ static int athena_poll(struct engine *e, const struct engine_job *job, const cha
             *stats_out = stats_of(ea, &qe);
     }
     if (missing) {
-        /* Vanished queries run again; denied status checks would only be denied again. */
-        err = t->denied ? HC_EENGINE : HC_EENGINETRANSIENT;
+        err = missing_error(t);
         set_problem(problem_out, err, detail);
     } else if (qe.state == ATHENA_STATE_SUCCEEDED) {
         *done_out = 1;
