@@ -8,9 +8,13 @@ jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 status=0
 mkdir -p build/fuzz/artifacts
 
+name_of() { # bin: the target's name (build/fuzz/fuzz_records -> records)
+    basename "$1" | sed 's/^fuzz_//'
+}
+
 fuzz_one() { # bin: runs it, leaves its exit code in build/fuzz/<name>.rc
     local bin=$1 name work seeds
-    name=$(basename "$bin" | sed 's/^fuzz_//')
+    name=$(name_of "$bin")
     seeds=tests/fuzz/corpus/$name
     work=build/fuzz/corpus/$name
     mkdir -p "$work" "$seeds"
@@ -21,7 +25,7 @@ fuzz_one() { # bin: runs it, leaves its exit code in build/fuzz/<name>.rc
 
 report() { # bin
     local name log rc execs
-    name=$(basename "$1" | sed 's/^fuzz_//')
+    name=$(name_of "$1")
     log=build/fuzz/$name.log
     rc=$(cat "build/fuzz/$name.rc")
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
